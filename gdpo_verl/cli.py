@@ -11,7 +11,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("gdpo_verl.quickstart.cli", "train a tiny model with real verl main_ppo on this CPU (GDPO, 2 rewards)"),
+    "quickstart": ("gdpo_verl.quickstart.cli", "train a tiny model with real verl main_ppo on CPU (GDPO, 2 rewards)"),
     "analyze": ("gdpo_verl.analysis.cli", "collapse diagnostics: distinct advantage groups, rollouts, curves"),
     "check": ("gdpo_verl.check", "compose a verl command line or script with verl's Hydra config and check it"),
     "doctor": ("gdpo_verl.doctor", "show whether verl loads this plugin and which gdpo estimator is active"),

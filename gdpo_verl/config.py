@@ -1,0 +1,196 @@
+"""GDPO settings, read from verl's ``algorithm`` config section (a DictConfig or a plain mapping).
+
+Keys (verl's built-in gdpo uses the first two, so existing configs keep working):
+    algorithm.gdpo_reward_keys     [k1, k2, ...]   reward components, as emitted by the reward function/manager
+    algorithm.gdpo_reward_weights  [w1, w2, ...]   one per key, finite, not all zero (default all 1)
+    algorithm.norm_adv_by_std_in_grpo              false: no std division in the group step (all rewards)
+    algorithm.use_kl_in_reward                     see ``kl_in_reward``
+    algorithm.gdpo.batch_norm      sample | token | none      (default sample, paper Eq. 6)
+    algorithm.gdpo.eps_group       1e-6                       (Eq. 4)
+    algorithm.gdpo.eps_batch       1e-6                       (Eq. 6)
+    algorithm.gdpo.std_norm        {key: false}               per-reward std division (ANDed with the global flag)
+    algorithm.gdpo.conditions      {target: {on: key, threshold: t}}   paper Eq. 8
+    algorithm.gdpo.nan_policy      exclude | zero | error     (default exclude)
+    algorithm.gdpo.kl_in_reward    raw | component | error    (default raw; only read when use_kl_in_reward)
+    algorithm.gdpo.kl_weight       1.0                        weight of the KL term
+    algorithm.gdpo.impl            gdpo_verl | verl           escape hatch: ``verl`` runs verl's built-in gdpo
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
+
+KL_MODES = ("raw", "component", "error")
+IMPLS = ("gdpo_verl", "verl")
+_OPTION_KEYS = (
+    "batch_norm",
+    "eps_group",
+    "eps_batch",
+    "std_norm",
+    "conditions",
+    "nan_policy",
+    "kl_in_reward",
+    "kl_weight",
+    "impl",
+)
+
+
+class GDPOConfigError(ValueError):
+    """A GDPO setting is missing or does not fit."""
+
+
+@dataclass(frozen=True)
+class GDPOConfig:
+    reward_keys: tuple[str, ...]
+    weights: tuple[float, ...]
+    batch_norm: str = "sample"
+    eps_group: float = 1e-6
+    eps_batch: float = 1e-6
+    std_norm: tuple[bool, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    nan_policy: str = "exclude"
+    use_kl_in_reward: bool = False
+    kl_in_reward: str = "raw"
+    kl_weight: float = 1.0
+    impl: str = "gdpo_verl"
+
+    @classmethod
+    def from_algorithm(cls, algorithm: Any) -> GDPOConfig:
+        """Parse and validate; raises GDPOConfigError naming what is wrong."""
+        alg = _plain(algorithm) or {}
+        if not isinstance(alg, Mapping):
+            raise GDPOConfigError(f"algorithm config must be a mapping, got {type(alg).__name__}")
+        keys = alg.get("gdpo_reward_keys")
+        if not keys:
+            raise GDPOConfigError(
+                "GDPO needs algorithm.gdpo_reward_keys, the reward components your reward function returns, "
+                "e.g. +algorithm.gdpo_reward_keys=[format,correct]"
+            )
+        if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys):
+            raise GDPOConfigError(f"algorithm.gdpo_reward_keys must be a list of names, got {keys!r}")
+        keys = tuple(keys)
+        if len(set(keys)) != len(keys):
+            raise GDPOConfigError(f"algorithm.gdpo_reward_keys has duplicates: {list(keys)}")
+        weights = _weights(keys, alg.get("gdpo_reward_weights"))
+        opts = alg.get("gdpo") or {}
+        if not isinstance(opts, Mapping):
+            raise GDPOConfigError(f"algorithm.gdpo must be a mapping of options, got {opts!r}")
+        unknown = sorted(set(opts) - set(_OPTION_KEYS))
+        if unknown:
+            raise GDPOConfigError(f"unknown algorithm.gdpo option(s) {unknown}; valid: {list(_OPTION_KEYS)}")
+        cfg = cls(
+            reward_keys=keys,
+            weights=weights,
+            batch_norm=_choice("batch_norm", opts.get("batch_norm", "sample"), BATCH_NORM_MODES),
+            eps_group=_eps("eps_group", opts.get("eps_group", 1e-6)),
+            eps_batch=_eps("eps_batch", opts.get("eps_batch", 1e-6)),
+            std_norm=_std_norm(keys, opts.get("std_norm"), bool(alg.get("norm_adv_by_std_in_grpo", True))),
+            conditions=_conditions(keys, opts.get("conditions")),
+            nan_policy=_choice("nan_policy", opts.get("nan_policy", "exclude"), NAN_POLICIES),
+            use_kl_in_reward=bool(alg.get("use_kl_in_reward", False)),
+            kl_in_reward=_choice("kl_in_reward", opts.get("kl_in_reward", "raw"), KL_MODES),
+            kl_weight=_finite("kl_weight", opts.get("kl_weight", 1.0)),
+            impl=_choice("impl", opts.get("impl", "gdpo_verl"), IMPLS),
+        )
+        if cfg.use_kl_in_reward and cfg.kl_in_reward == "error":
+            raise GDPOConfigError(
+                "algorithm.use_kl_in_reward=True but algorithm.gdpo.kl_in_reward=error: GDPO refuses to drop the KL "
+                "shaping. Use kl_in_reward=raw (added to the combined advantage) or component (normalized like a "
+                "reward), or move the KL into the loss (actor_rollout_ref.actor.use_kl_loss=True)."
+            )
+        return cfg
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers -> plain Python (without importing omegaconf when not needed)."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise GDPOConfigError(f"algorithm.gdpo.{name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise GDPOConfigError(f"algorithm.gdpo.{name} must be finite, got {value!r}")
+    return out
+
+
+def _eps(name: str, value: Any) -> float:
+    out = _finite(name, value)
+    if out < 0:
+        raise GDPOConfigError(f"algorithm.gdpo.{name} must be >= 0, got {value!r}")
+    return out
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise GDPOConfigError(f"algorithm.gdpo.{name} must be one of {list(options)}, got {value!r}")
+    return str(value)
+
+
+def _weights(keys: tuple[str, ...], raw: Any) -> tuple[float, ...]:
+    if raw is None:
+        return (1.0,) * len(keys)
+    if isinstance(raw, str | int | float) or len(raw) != len(keys):
+        raise GDPOConfigError(
+            f"algorithm.gdpo_reward_weights={list(raw) if not isinstance(raw, str | int | float) else raw!r} "
+            f"does not give one weight per key of algorithm.gdpo_reward_keys={list(keys)}"
+        )
+    try:
+        weights = tuple(float(w) for w in raw)
+    except (TypeError, ValueError):
+        raise GDPOConfigError(f"algorithm.gdpo_reward_weights must be numbers, got {list(raw)}") from None
+    bad = [f"{k}={w}" for k, w in zip(keys, weights, strict=True) if not math.isfinite(w)]
+    if bad:
+        raise GDPOConfigError(f"algorithm.gdpo_reward_weights must be finite; got {', '.join(bad)}")
+    if all(w == 0.0 for w in weights):
+        raise GDPOConfigError(f"algorithm.gdpo_reward_weights are all zero for keys {list(keys)}: nothing to learn")
+    return weights
+
+
+def _std_norm(keys: tuple[str, ...], raw: Any, global_flag: bool) -> tuple[bool, ...]:
+    per_key = dict.fromkeys(keys, True)
+    if raw is not None:
+        if isinstance(raw, Mapping):
+            unknown = sorted(set(raw) - set(keys))
+            if unknown:
+                raise GDPOConfigError(f"algorithm.gdpo.std_norm names {unknown}, not in gdpo_reward_keys={list(keys)}")
+            per_key.update({k: bool(v) for k, v in raw.items()})
+        elif isinstance(raw, bool):
+            per_key = dict.fromkeys(keys, raw)
+        elif len(raw) == len(keys):
+            per_key = {k: bool(v) for k, v in zip(keys, raw, strict=True)}
+        else:
+            raise GDPOConfigError(f"algorithm.gdpo.std_norm={raw!r} must be a bool, a {{key: bool}} map or one per key")
+    return tuple(global_flag and per_key[k] for k in keys)
+
+
+def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
+    if not raw:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise GDPOConfigError(f"algorithm.gdpo.conditions must map target -> {{on, threshold}}, got {raw!r}")
+    out = []
+    for target, spec in raw.items():
+        if target not in keys:
+            raise GDPOConfigError(f"algorithm.gdpo.conditions: {target!r} is not in gdpo_reward_keys={list(keys)}")
+        if not isinstance(spec, Mapping) or "on" not in spec:
+            raise GDPOConfigError(f"algorithm.gdpo.conditions.{target} needs 'on' (and 'threshold'), got {spec!r}")
+        on = spec["on"]
+        if on not in keys or on == target:
+            raise GDPOConfigError(
+                f"algorithm.gdpo.conditions.{target}.on={on!r} must be another key of gdpo_reward_keys={list(keys)}"
+            )
+        threshold = _finite(f"conditions.{target}.threshold", spec.get("threshold", 1.0))
+        out.append(Condition(keys.index(target), keys.index(on), threshold))
+    return tuple(out)

@@ -1,0 +1,75 @@
+"""From verl-shaped tensors to token-level GDPO advantages: NaN policy, KL-in-reward, broadcast over tokens.
+
+Torch only. The verl adapter (``gdpo_verl_plugins.adv_estimator``) gathers the reward components and calls
+:func:`compute_gdpo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from gdpo_verl.config import GDPOConfig
+from gdpo_verl.core import gdpo_advantages
+from gdpo_verl.metrics import gdpo_metrics
+
+
+class MissingRewardError(ValueError):
+    """A reward component has missing values and ``nan_policy=error``."""
+
+
+def compute_gdpo(
+    components: torch.Tensor,
+    index: Sequence | torch.Tensor,
+    lengths: torch.Tensor,
+    cfg: GDPOConfig,
+    kl_shaping: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """components: (B, K) in ``cfg.reward_keys`` order, NaN or +-inf = missing. lengths: (B,) response lengths.
+    kl_shaping: (B,) sequence sum of (token_level_rewards - token_level_scores), read when ``use_kl_in_reward``.
+    Returns (scalar advantages (B,) float64, metrics). Broadcast them with :func:`to_tokens`."""
+    keys, weights = list(cfg.reward_keys), list(cfg.weights)
+    r = components.to(torch.float64)
+    r = torch.where(torch.isfinite(r), r, torch.full_like(r, float("nan")))
+    missing = torch.isnan(r).sum(dim=0)
+    if cfg.nan_policy == "error" and bool(missing.any()):
+        counts = {k: int(n) for k, n in zip(keys, missing.tolist(), strict=True) if n}
+        raise MissingRewardError(f"GDPO: missing (NaN/None/inf) reward values per key: {counts} (nan_policy=error)")
+    if cfg.nan_policy == "zero":
+        r = torch.nan_to_num(r, nan=0.0)
+
+    scale = list(cfg.std_norm) or [True] * len(keys)
+    extra = None
+    if cfg.use_kl_in_reward:
+        if kl_shaping is None:
+            raise ValueError("use_kl_in_reward=True but no KL shaping (token_level_rewards - token_level_scores) given")
+        kl = torch.nan_to_num(kl_shaping.to(torch.float64), nan=0.0)
+        if cfg.kl_in_reward == "component":  # normalized per group like a reward
+            r = torch.cat([r, kl.unsqueeze(-1)], dim=1)
+            keys, weights, scale = keys + ["kl"], weights + [cfg.kl_weight], scale + [scale[0]]
+        else:  # raw: added to A_sum as is, so the KL coefficient keeps its meaning against normalized advantages
+            extra = cfg.kl_weight * kl
+
+    result = gdpo_advantages(
+        r,
+        index,
+        weights,
+        eps_group=cfg.eps_group,
+        eps_batch=cfg.eps_batch,
+        scale_by_std=scale,
+        batch_norm=cfg.batch_norm,
+        conditions=cfg.conditions,
+        lengths=lengths,
+        extra=extra,
+    )
+    metrics = gdpo_metrics(result, keys, index, weights, cfg.eps_group)
+    if extra is not None:
+        metrics["gdpo/kl/mean"] = float(extra.mean())
+    return result.advantages, metrics
+
+
+def to_tokens(scalars: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Broadcast one advantage per response over its tokens (paper step 5), in the mask's float dtype."""
+    dtype = response_mask.dtype if response_mask.is_floating_point() else torch.float32
+    return scalars.to(response_mask.device, dtype).unsqueeze(-1) * response_mask.to(dtype)

@@ -1,0 +1,153 @@
+"""`algorithm.adv_estimator=gdpo` -> our estimator, on verl's legacy and V1 trainers.
+
+verl calls the registered function with verl-shaped arguments; this adapter finds the reward components (in
+``non_tensor_batch`` on the legacy trainer, or fetched from TransferQueue by :mod:`gdpo_verl_plugins.v1_trainer`),
+runs :func:`gdpo_verl.estimator.compute_gdpo` and hands the metrics to the trainer hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from gdpo_verl_plugins import metrics_bridge, v1_trainer
+from gdpo_verl_plugins.post_import import when_imported
+from gdpo_verl_plugins.verl_compat import supported
+
+logger = logging.getLogger("gdpo_verl")
+NAME = "gdpo"
+_builtin: dict[str, Any] = {}  # verl's own gdpo, kept for algorithm.gdpo.impl=verl
+_announced = False
+
+
+class MissingRewardKeyError(KeyError):
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+def _as_floats(key: str, values: Any) -> np.ndarray:
+    """One reward column -> float64 with NaN for None/missing; anything non-numeric is an error naming the key."""
+    arr = np.asarray(values, dtype=object).reshape(-1)
+    out = np.empty(arr.shape[0], dtype=np.float64)
+    try:
+        out[:] = [np.nan if v is None else float(v) for v in arr]
+    except (TypeError, ValueError):
+        bad = next(v for v in arr if v is not None and not _is_number(v))
+        raise TypeError(f"GDPO reward key {key!r} holds a non-numeric value {bad!r}") from None
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _components(keys: tuple[str, ...], non_tensor_batch: dict | None, fetched: dict | None, n: int) -> torch.Tensor:
+    sources = [s for s in (non_tensor_batch, fetched) if s]
+    columns = []
+    for key in keys:
+        source = next((s for s in sources if key in s), None)
+        if source is None:
+            present = sorted({k for s in sources for k in s} - {"uid"})
+            raise MissingRewardKeyError(
+                f"GDPO reward key {key!r} (algorithm.gdpo_reward_keys={list(keys)}) is not in the batch. Reward "
+                f"fields present: {present}. Make your reward function return a dict with every key (plus 'score')."
+            )
+        column = _as_floats(key, source[key])
+        if column.shape[0] != n:
+            raise ValueError(f"GDPO reward key {key!r} has {column.shape[0]} values for a batch of {n}")
+        columns.append(column)
+    return torch.from_numpy(np.stack(columns, axis=1))
+
+
+def _parse_config(config: Any):
+    from gdpo_verl.config import GDPOConfig
+
+    if config is not None and not config.get("gdpo_reward_keys"):
+        # verl's built-in falls back to the scalar reward: keep that behaviour, as one component named "score".
+        logger.warning("gdpo-verl: algorithm.gdpo_reward_keys is not set; GDPO runs on the scalar reward alone")
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(config, resolve=True) if not isinstance(config, dict) else dict(config)
+        config = {**plain, "gdpo_reward_keys": ["score"]}
+    return GDPOConfig.from_algorithm(config)
+
+
+def compute_gdpo_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | None = None,
+    epsilon: float = 1e-6,
+    norm_adv_by_std_in_grpo: bool = True,
+    config: Any = None,
+    non_tensor_batch: dict | None = None,
+    batch: Any = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl estimator signature. Group statistics from ``index`` (uid); settings from ``config`` (algorithm)."""
+    from gdpo_verl.estimator import compute_gdpo, to_tokens
+
+    global _announced
+    cfg = _parse_config(config)
+    if cfg.impl == "verl":
+        return _builtin[NAME](
+            token_level_rewards, response_mask, index, epsilon, norm_adv_by_std_in_grpo, config, non_tensor_batch, batch
+        )
+    if not _announced:
+        logger.warning(
+            "gdpo-verl: adv_estimator=gdpo runs gdpo_verl's GDPO (verl's built-in: +algorithm.gdpo.impl=verl)"
+        )
+        _announced = True
+    if index is None:
+        raise ValueError("GDPO needs the group index (uid) of every sample")
+    ctx = v1_trainer.current()
+    n = response_mask.shape[0]
+    if cfg.reward_keys == ("score",) and not (non_tensor_batch and "score" in non_tensor_batch):
+        scores = batch["token_level_scores"] if batch is not None and "token_level_scores" in batch else None
+        fetched = {"score": (scores if scores is not None else token_level_rewards).sum(-1).tolist()}
+    else:
+        fetched = ctx.components if ctx else None
+    comps = _components(cfg.reward_keys, non_tensor_batch, fetched, n)
+    kl = None
+    if cfg.use_kl_in_reward:
+        if batch is None or "token_level_scores" not in batch:
+            raise ValueError("GDPO with use_kl_in_reward needs token_level_scores next to token_level_rewards")
+        kl = (token_level_rewards - batch["token_level_scores"]).sum(-1)
+    lengths = response_mask.sum(-1)
+    labels = np.asarray(index, dtype=object)
+    # Multi-output sessions (V1 agent loops): statistics over each session's final output, shared by its outputs.
+    rows = ctx.final_rows if ctx else None
+    if rows is not None:
+        final, owner = rows
+        scalars, metrics = compute_gdpo(
+            comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final]
+        )
+        scalars = scalars[owner]
+    else:
+        scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl)
+    metrics_bridge.push(metrics)
+    advantages = to_tokens(scalars, response_mask)
+    return advantages, advantages
+
+
+def _register(core_algos: Any) -> None:
+    if not supported("the gdpo estimator registration"):
+        return
+    registry = core_algos.ADV_ESTIMATOR_REGISTRY
+    current = registry.get(NAME)
+    if current is not None and current is not compute_gdpo_outcome_advantage:
+        _builtin[NAME] = current
+    registry[NAME] = compute_gdpo_outcome_advantage
+
+
+def install() -> None:
+    when_imported("verl.trainer.ppo.core_algos", _register)
+    v1_trainer.install()
+    from gdpo_verl_plugins import legacy_trainer
+
+    legacy_trainer.install()

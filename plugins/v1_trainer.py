@@ -1,0 +1,129 @@
+"""V1 trainer hook (verl 0.9 default, ``trainer.use_v1=true``).
+
+``PPOTrainer._compute_advantage`` fetches only uid/response_mask/rm_scores/... from TransferQueue, so the reward
+components never reach the estimator. The wrapper fetches them (each row's ``extra_fields['reward_extra_info']``, or
+top-level fields in colocated reward-model mode), exposes them and the rows' session layout to the estimator for the
+duration of the call, then merges the estimator's metrics into the step's metrics dict.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gdpo_verl_plugins import metrics_bridge
+from gdpo_verl_plugins.post_import import when_imported
+from gdpo_verl_plugins.verl_compat import supported
+
+logger = logging.getLogger("gdpo_verl")
+MODULE = "verl.trainer.ppo.v1.trainer_base"
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    components: dict[str, list]  # reward key -> one value per row (None where a row lacks it)
+    final_rows: tuple[np.ndarray, np.ndarray] | None  # (rows that are a session's final output, row -> final pos)
+
+
+_current: contextvars.ContextVar[BatchContext | None] = contextvars.ContextVar("gdpo_verl_v1_batch", default=None)
+
+
+def current() -> BatchContext | None:
+    return _current.get()
+
+
+def session_layout(row_keys: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows keyed ``{uid}_{session}_{output}``: the final output of each session, and each row's session. None when
+    every session has one output (the common case)."""
+    sessions, outputs = [], []
+    for key in row_keys:
+        parts = key.rsplit("_", 2)
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None  # not the agent-loop key format: one row per session
+        sessions.append(f"{parts[0]}_{parts[1]}")
+        outputs.append(int(parts[2]))
+    session_ids, owner = np.unique(np.asarray(sessions, dtype=object), return_inverse=True)
+    if len(session_ids) == len(row_keys):
+        return None
+    order = np.lexsort((np.asarray(outputs), owner))  # by session, then output index
+    last_of_session = np.r_[owner[order][1:] != owner[order][:-1], True]
+    final = order[last_of_session]  # one row per session, sessions in id order
+    return final, owner
+
+
+def _unwrap(value: Any) -> Any:
+    return getattr(value, "data", value)
+
+
+def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
+    """Reward components of ``batch`` rows from TransferQueue, in row order."""
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    infos = []
+    for value in list(data["extra_fields"]):
+        extra = _unwrap(value)
+        info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
+        infos.append(info if isinstance(info, dict) else {})
+    found = {k: [info.get(k) for info in infos] for k in keys if any(k in info for info in infos)}
+    missing = [k for k in keys if k not in found]
+    if missing:  # colocated reward-model mode stores the reward extra info as top-level fields
+        try:
+            top = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=missing)
+        except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
+            logger.debug("gdpo-verl: top-level reward fields %s not in TransferQueue: %s", missing, exc)
+        else:
+            for k in missing:
+                found[k] = [_scalar(v) for v in list(top[k])]
+    for info in infos[:1]:
+        for k in info:
+            found.setdefault(k, [i.get(k) for i in infos])  # lets an error message list what is present
+    return found
+
+
+def _scalar(value: Any) -> Any:
+    value = _unwrap(value)
+    if hasattr(value, "numel"):
+        return float(value.reshape(-1)[-1]) if value.numel() else None
+    return value
+
+
+def _is_gdpo(config: Any) -> bool:
+    return str(config.algorithm.adv_estimator) in ("gdpo", "AdvantageEstimator.GDPO")
+
+
+def _wrap(original):
+    @functools.wraps(original)
+    def _compute_advantage(self, batch, metrics):
+        if not _is_gdpo(self.config):
+            return original(self, batch, metrics)
+        import sys
+
+        tq = sys.modules[MODULE].tq
+        keys = list(self.config.algorithm.get("gdpo_reward_keys") or [])
+        ctx = BatchContext(fetch_components(tq, batch, keys) if keys else {}, session_layout(list(batch.keys)))
+        token = _current.set(ctx)
+        metrics_bridge.pop()  # nothing stale from an earlier failed step
+        try:
+            out = original(self, batch, metrics)
+        finally:
+            _current.reset(token)
+        metrics.update(metrics_bridge.pop())
+        return out
+
+    _compute_advantage.__gdpo_verl_wrapped__ = True
+    return _compute_advantage
+
+
+def _patch(module: Any) -> None:
+    if not supported("the V1 trainer hook"):
+        return
+    cls = module.PPOTrainer
+    if not getattr(cls._compute_advantage, "__gdpo_verl_wrapped__", False):
+        cls._compute_advantage = _wrap(cls._compute_advantage)
+
+
+def install() -> None:
+    when_imported(MODULE, _patch)
