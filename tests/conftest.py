@@ -1,0 +1,5 @@
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py and other helpers
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,77 @@
+"""compute_gdpo: NaN policy, KL-in-reward modes, token broadcast, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gdpo_verl.config import GDPOConfig
+from gdpo_verl.estimator import MissingRewardError, compute_gdpo, to_tokens
+from gdpo_verl.metrics import distinct_per_group
+
+NAN = float("nan")
+
+
+def cfg(**opts):
+    alg = {"gdpo_reward_keys": ["format", "correct"], "gdpo": opts}
+    if "use_kl_in_reward" in opts:
+        alg["use_kl_in_reward"] = opts.pop("use_kl_in_reward")
+    return GDPOConfig.from_algorithm(alg)
+
+
+COMPONENTS = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, NAN], [0.0, 1.0], [1.0, 1.0]])
+INDEX = ["a", "a", "a", "b", "b", "b"]
+LENGTHS = torch.tensor([3, 5, 2, 7, 1, 4])
+
+
+def test_nan_policies():
+    excl, metrics = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg())
+    assert torch.isfinite(excl).all()
+    assert metrics["gdpo/correct/missing_frac"] == pytest.approx(1 / 6)
+    assert metrics["gdpo/format/missing_frac"] == 0.0
+    zero, _ = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(nan_policy="zero"))
+    assert not torch.allclose(zero, excl)
+    with pytest.raises(MissingRewardError, match=r"\{'correct': 1\}"):
+        compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(nan_policy="error"))
+
+
+def test_infinite_reward_counts_as_missing():
+    comps = COMPONENTS.clone()
+    comps[0, 0] = float("inf")
+    out, metrics = compute_gdpo(comps, INDEX, LENGTHS, cfg())
+    assert torch.isfinite(out).all() and metrics["gdpo/format/missing_frac"] > 0
+
+
+def test_kl_in_reward_is_never_dropped():
+    kl = torch.tensor([-0.1, -0.5, 0.0, -0.2, -0.3, 0.0])
+    base, _ = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg())
+    raw, metrics = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True), kl)
+    comp, cmetrics = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True, kl_in_reward="component"), kl)
+    assert not torch.allclose(raw, base) and not torch.allclose(comp, base)
+    assert "gdpo/kl/mean" in metrics and "gdpo/kl/adv_share" in cmetrics
+    with pytest.raises(ValueError, match="no KL shaping"):
+        compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True))
+
+
+def test_to_tokens_broadcasts_under_mask():
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.float32)
+    out = to_tokens(torch.tensor([2.0, -1.0], dtype=torch.float64), mask)
+    assert out.dtype == torch.float32 and out.tolist() == [[2.0, 2.0, 0.0], [-1.0, 0.0, 0.0]]
+
+
+def test_metrics_per_key_share_and_collapse():
+    # two binary rewards, G=2: GRPO maps (0,1) and (0,2) differences to the same +-0.7071; GDPO does not
+    comps = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    _, m = compute_gdpo(comps, [0, 0, 1, 1], torch.ones(4), cfg())
+    for key in ("format", "correct"):
+        assert {f"gdpo/{key}/{s}" for s in ("mean", "std", "min", "max", "missing_frac", "adv_share")} <= set(m)
+    assert m["gdpo/format/adv_share"] + m["gdpo/correct/adv_share"] == pytest.approx(1.0)
+    assert m["gdpo/format/adv_share"] > m["gdpo/correct/adv_share"]
+    assert m["gdpo/impl"] == 1.0
+    # per group: 2 distinct values each under both methods; across groups GRPO's values coincide
+    assert m["gdpo/collapse/distinct_gdpo"] == 2.0
+
+
+def test_distinct_per_group_counts_rounded_values():
+    vals = torch.tensor([0.1, 0.1 + 1e-9, 0.2, 5.0, 5.0])
+    assert distinct_per_group(vals, torch.tensor([0, 0, 0, 1, 1])).tolist() == [2, 1]

@@ -1,0 +1,130 @@
+"""verl's V1 trainer step ``PPOTrainer._compute_advantage`` with our hook, on a TransferQueue stand-in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl")
+pytest.importorskip("transfer_queue")
+pytestmark = pytest.mark.verl
+
+from fake_transfer_queue import FakeTransferQueue  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from transfer_queue import KVBatchMeta  # noqa: E402
+from verl.trainer.ppo.v1 import trainer_base  # noqa: E402
+
+from gdpo_verl.config import GDPOConfig  # noqa: E402
+from gdpo_verl.estimator import compute_gdpo  # noqa: E402
+
+KEYS = ["format", "correct"]
+
+
+class _Trainer(trainer_base.PPOTrainer):  # only the abstract callbacks filled in; __init__ is skipped
+    def on_sample_end(self, *args, **kwargs):
+        pass
+
+    def on_step_end(self, *args, **kwargs):
+        pass
+
+
+def trainer(**alg):
+    t = object.__new__(_Trainer)
+    t.config = OmegaConf.create(
+        {
+            "algorithm": {
+                "adv_estimator": "gdpo",
+                "gdpo_reward_keys": KEYS,
+                "use_kl_in_reward": False,
+                "gamma": 1.0,
+                "lam": 1.0,
+                "norm_adv_by_std_in_grpo": True,
+                **alg,
+            },
+            "actor_rollout_ref": {"rollout": {"n": 4}},
+        }
+    )
+    return t
+
+
+def store(fake, keys, comps, lengths, top_level=False):
+    rows = []
+    for key, (f, c), length in zip(keys, comps, lengths, strict=True):
+        rm = torch.zeros(length)
+        rm[-1] = f + c
+        info = {"format": f, "correct": c, "score": f + c}
+        row = {
+            "uid": key.split("_")[0],
+            "response_mask": torch.ones(length, dtype=torch.int64),
+            "rm_scores": rm,
+            "extra_fields": {} if top_level else {"reward_extra_info": info, "min_global_steps": 0},
+        }
+        if top_level:
+            row.update({"format": torch.tensor(float(f)), "correct": torch.tensor(float(c))})
+        rows.append(row)
+    fake.put_rows(keys, rows)
+
+
+def run(t, fake, keys, monkeypatch):
+    monkeypatch.setattr(trainer_base, "tq", fake)
+    meta = KVBatchMeta(keys=keys, tags=[{} for _ in keys], partition_id="train")
+    metrics: dict = {}
+    t._compute_advantage(meta, metrics=metrics)
+    adv = [fake.rows[("train", k)]["advantages"] for k in keys]
+    return adv, metrics
+
+
+def single_output_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    keys = [f"u{g}_{s}_0" for g in range(3) for s in range(4)]
+    comps = [(float(rng.integers(0, 2)), float(rng.integers(0, 2))) for _ in keys]
+    lengths = [int(rng.integers(2, 7)) for _ in keys]
+    return keys, comps, lengths
+
+
+@pytest.mark.parametrize("top_level", [False, True], ids=["reward_extra_info", "colocated_top_level"])
+def test_v1_advantages_are_ours_and_metrics_logged(monkeypatch, top_level):
+    keys, comps, lengths = single_output_batch()
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths, top_level=top_level)
+    adv, metrics = run(trainer(), fake, keys, monkeypatch)
+    cfg = GDPOConfig.from_algorithm({"gdpo_reward_keys": KEYS})
+    expected, _ = compute_gdpo(torch.tensor(comps), [k.split("_")[0] for k in keys], torch.tensor(lengths), cfg)
+    for a, e, length in zip(adv, expected.tolist(), lengths, strict=True):
+        assert a.shape == (length,)
+        torch.testing.assert_close(a, torch.full((length,), e, dtype=a.dtype), atol=1e-6, rtol=1e-6)
+    assert metrics["gdpo/impl"] == 1.0 and "gdpo/format/mean" in metrics and "gdpo/collapse/distinct_gdpo" in metrics
+
+
+def test_v1_multi_output_sessions_use_the_final_output_once(monkeypatch):
+    # session 0 of u0 has three outputs: all share its reward (verl copies the final one's) and its advantage
+    keys = ["u0_0_0", "u0_0_1", "u0_0_2", "u0_1_0", "u0_2_0", "u1_0_0", "u1_1_0"]
+    comps = [(1.0, 0.0)] * 3 + [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 1.0)]
+    lengths = [3, 4, 5, 2, 6, 3, 3]
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths)
+    adv, _ = run(trainer(), fake, keys, monkeypatch)
+    session_rows = [0, 3, 4, 5, 6]  # one row per session
+    cfg = GDPOConfig.from_algorithm({"gdpo_reward_keys": KEYS})
+    sub = torch.tensor([comps[i] for i in session_rows])
+    expected, _ = compute_gdpo(sub, ["u0", "u0", "u0", "u1", "u1"], torch.tensor([5, 2, 6, 3, 3]), cfg)
+    firsts = [float(a[0]) for a in adv]
+    assert firsts[0] == firsts[1] == firsts[2]
+    assert [firsts[i] for i in session_rows] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_v1_missing_key_is_a_clear_error(monkeypatch):
+    keys, comps, lengths = single_output_batch(1)
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths)
+    with pytest.raises(KeyError, match=r"'length'.*present: \['correct', 'format', 'score'\]"):
+        run(trainer(gdpo_reward_keys=["format", "length"]), fake, keys, monkeypatch)
+
+
+def test_v1_other_estimators_untouched(monkeypatch):
+    keys, comps, lengths = single_output_batch(2)
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths)
+    adv, metrics = run(trainer(adv_estimator="grpo"), fake, keys, monkeypatch)
+    assert not any(k.startswith("gdpo/") for k in metrics) and len(adv) == len(keys)
