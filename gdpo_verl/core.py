@@ -39,6 +39,7 @@ class GDPOResult:
     combined: torch.Tensor  # (B,) A_sum, before the batch step
     counted: torch.Tensor  # (B,) bool: sample enters the batch statistics
     rewards: torch.Tensor  # (B, K) components after conditioning / NaN policy (NaN = missing)
+    gid: torch.Tensor  # (B,) dense group ids
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,7 +74,7 @@ def group_normalize(
     r0 = torch.where(valid, r, torch.zeros_like(r))
     count = _scatter_sum(valid.to(torch.float64), gid, n_groups)  # (n, K)
     mean = _scatter_sum(r0, gid, n_groups) / count.clamp(min=1.0)
-    dev = torch.where(valid, r - mean[gid], torch.zeros_like(r))
+    dev = torch.where(valid, r - mean.index_select(0, gid), torch.zeros_like(r))
     var = _scatter_sum(dev * dev, gid, n_groups) / (count - 1.0).clamp(min=1.0)
     std = var.sqrt()
     # Zero-variance test on the value range, so float noise never gets divided by a tiny std.
@@ -85,8 +86,8 @@ def group_normalize(
     informative = (count >= 2.0) & ~flat  # (n, K)
     scale = torch.as_tensor(scale_by_std, dtype=torch.bool, device=r.device)
     denom = torch.where(scale, std + eps, torch.ones_like(std))
-    adv = (r0 - mean[gid]) / denom[gid]
-    keep = valid & informative[gid]
+    adv = (r0 - mean.index_select(0, gid)) / denom.index_select(0, gid)
+    keep = valid & informative.index_select(0, gid)
     return torch.where(keep, adv, torch.zeros_like(adv))
 
 
@@ -165,4 +166,4 @@ def gdpo_advantages(
     counted = ~torch.isnan(r).all(dim=1)
     adv, mean, std = batch_normalize(combined, counted, batch_norm, eps_batch, lengths)
     stats = {"batch_mean": mean, "batch_std": std}
-    return GDPOResult(adv, per_reward, combined, counted, r, stats)
+    return GDPOResult(adv, per_reward, combined, counted, r, gid, stats)

@@ -63,7 +63,7 @@ def compute_gdpo(
         lengths=lengths,
         extra=extra,
     )
-    metrics = gdpo_metrics(result, keys, index, weights, cfg.eps_group)
+    metrics = gdpo_metrics(result, keys, weights, cfg.eps_group)
     if extra is not None:
         metrics["gdpo/kl/mean"] = float(extra.mean())
     return result.advantages, metrics

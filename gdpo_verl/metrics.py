@@ -6,15 +6,29 @@ from collections.abc import Sequence
 
 import torch
 
-from gdpo_verl.core import GDPOResult, group_index, group_normalize
+from gdpo_verl.core import GDPOResult, group_normalize
 
 
 def distinct_per_group(values: torch.Tensor, gid: torch.Tensor, decimals: int = 6) -> torch.Tensor:
     """Number of distinct values (rounded to ``decimals``) in each group: (n_groups,) long."""
     n_groups = int(gid.max()) + 1 if gid.numel() else 0
+    if not n_groups:
+        return torch.zeros(0, dtype=torch.long)
     rounded = torch.round(values.to(torch.float64) * 10**decimals).to(torch.int64)
-    pairs = torch.unique(torch.stack([gid, rounded], dim=1), dim=0)
-    return torch.bincount(pairs[:, 0], minlength=n_groups)
+    lo = int(rounded.min())
+    span = int(rounded.max()) - lo + 1
+    if span * n_groups < 2**62:  # one plain sort of a combined (group, value) key
+        key, _ = torch.sort(gid * span + (rounded - lo))
+        g = torch.div(key, span, rounding_mode="floor")
+        first = torch.ones_like(key, dtype=torch.bool)
+        first[1:] = key[1:] != key[:-1]
+    else:  # huge values: sort by value, then stably by group
+        order = torch.argsort(rounded, stable=True)
+        order = order[torch.argsort(gid[order], stable=True)]
+        g, v = gid[order], rounded[order]
+        first = torch.ones_like(g, dtype=torch.bool)
+        first[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
+    return torch.bincount(g[first], minlength=n_groups)
 
 
 def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tensor, eps: float) -> dict[str, float]:
@@ -36,13 +50,12 @@ def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tenso
     }
 
 
-def gdpo_metrics(
-    result: GDPOResult, keys: Sequence[str], index: Sequence | torch.Tensor, weights: Sequence[float], eps: float
-) -> dict[str, float]:
+def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[float], eps: float) -> dict[str, float]:
     """``gdpo/<key>/{mean,std,min,max,missing_frac,adv_share,zero_var_frac}`` plus batch and collapse figures."""
     raw = result.rewards
     w = torch.as_tensor(weights, dtype=torch.float64)
-    gid, n_groups = group_index(index)
+    gid = result.gid
+    n_groups = int(gid.max()) + 1 if gid.numel() else 0
     out: dict[str, float] = {"gdpo/impl": 1.0}
     valid = ~torch.isnan(raw)
     contrib = (result.per_reward * w).abs().sum(dim=0)

@@ -7,6 +7,7 @@ runs :func:`gdpo_verl.estimator.compute_gdpo` and hands the metrics to the train
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -29,7 +30,16 @@ class MissingRewardKeyError(KeyError):
 
 def _as_floats(key: str, values: Any) -> np.ndarray:
     """One reward column -> float64 with NaN for None/missing; anything non-numeric is an error naming the key."""
-    arr = np.asarray(values, dtype=object).reshape(-1)
+    arr = np.asarray(values)
+    if arr.dtype != object:
+        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+            raise TypeError(f"GDPO reward key {key!r} holds non-numeric values of dtype {arr.dtype}")
+        return arr.astype(np.float64).reshape(-1)
+    arr = arr.reshape(-1)
+    try:
+        return arr.astype(np.float64)  # fast path: numbers only
+    except (TypeError, ValueError):
+        pass
     out = np.empty(arr.shape[0], dtype=np.float64)
     try:
         out[:] = [np.nan if v is None else float(v) for v in arr]
@@ -63,6 +73,28 @@ def _components(keys: tuple[str, ...], non_tensor_batch: dict | None, fetched: d
             raise ValueError(f"GDPO reward key {key!r} has {column.shape[0]} values for a batch of {n}")
         columns.append(column)
     return torch.from_numpy(np.stack(columns, axis=1))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The per-sample work is O(batch x rewards), far too small to gain from intra-op threads and, on a busy host,
+    many times slower with them (thread hand-offs per op); only the (batch x tokens) broadcast stays parallel."""
+    before = torch.get_num_threads()
+    if before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before > 1:
+            torch.set_num_threads(before)
+
+
+def _dense_groups(index: Any) -> torch.Tensor:
+    """uid labels -> dense int64 group ids (hash-based factorize: verl's uids are strings)."""
+    import pandas as pd  # a verl dependency
+
+    codes, _ = pd.factorize(np.asarray(index, dtype=object).reshape(-1), sort=False)
+    return torch.from_numpy(codes.astype(np.int64))
 
 
 def _parse_config(config: Any):
@@ -118,18 +150,19 @@ def compute_gdpo_outcome_advantage(
         if batch is None or "token_level_scores" not in batch:
             raise ValueError("GDPO with use_kl_in_reward needs token_level_scores next to token_level_rewards")
         kl = (token_level_rewards - batch["token_level_scores"]).sum(-1)
-    lengths = response_mask.sum(-1)
-    labels = np.asarray(index, dtype=object)
+    lengths = response_mask.sum(-1) if cfg.batch_norm == "token" else torch.ones(n)
+    labels = _dense_groups(index)
     # Multi-output sessions (V1 agent loops): statistics over each session's final output, shared by its outputs.
     rows = ctx.final_rows if ctx else None
-    if rows is not None:
-        final, owner = rows
-        scalars, metrics = compute_gdpo(
-            comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final]
-        )
-        scalars = scalars[owner]
-    else:
-        scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl)
+    with _one_thread():
+        if rows is not None:
+            final, owner = (torch.from_numpy(x) for x in rows)
+            scalars, metrics = compute_gdpo(
+                comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final]
+            )
+            scalars = scalars[owner]
+        else:
+            scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl)
     metrics_bridge.push(metrics)
     advantages = to_tokens(scalars, response_mask)
     return advantages, advantages
