@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gdpo_verl_plugins import metrics_bridge, v1_trainer
 from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import supported
+from gdpo_verl_plugins.verl_compat import LEGACY_VERL, supported
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo"
@@ -169,7 +169,7 @@ def compute_gdpo_outcome_advantage(
 
 
 def _register(core_algos: Any) -> None:
-    if not supported("the gdpo estimator registration"):
+    if not supported("the gdpo estimator registration", LEGACY_VERL):
         return
     registry = core_algos.ADV_ESTIMATOR_REGISTRY
     current = registry.get(NAME)

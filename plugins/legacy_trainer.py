@@ -12,7 +12,7 @@ from typing import Any
 
 from gdpo_verl_plugins import metrics_bridge
 from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import supported
+from gdpo_verl_plugins.verl_compat import LEGACY_VERL, supported
 
 MODULE = "verl.trainer.ppo.ray_trainer"
 HOOKED = "compute_timing_metrics"
@@ -30,7 +30,7 @@ def _wrap(original):
 
 
 def _patch(module: Any) -> None:
-    if not supported("the legacy trainer metrics hook"):
+    if not supported("the legacy trainer metrics hook", LEGACY_VERL):
         return
     current = getattr(module, HOOKED)
     if not getattr(current, "__gdpo_verl_wrapped__", False):

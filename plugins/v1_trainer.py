@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gdpo_verl_plugins import metrics_bridge
 from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import supported
+from gdpo_verl_plugins.verl_compat import V1_VERL, supported
 
 logger = logging.getLogger("gdpo_verl")
 MODULE = "verl.trainer.ppo.v1.trainer_base"
@@ -118,7 +118,7 @@ def _wrap(original):
 
 
 def _patch(module: Any) -> None:
-    if not supported("the V1 trainer hook"):
+    if not supported("the V1 trainer hook", V1_VERL):
         return
     cls = module.PPOTrainer
     if not getattr(cls._compute_advantage, "__gdpo_verl_wrapped__", False):
