@@ -1,0 +1,40 @@
+"""Math suite (paper: DeepScaleR): ``correct`` ∈ {0,1} and ``length`` ∈ {0,1} (response ≤ l tokens, default 4000).
+
+The paper's conditioned length reward is ``length`` with ``condition: {on: correct, threshold: 1.0}`` in the manager.
+``correct`` grades the text after the last ``</think>`` (the whole text when there is none) with math-verify against
+``\\boxed{ground_truth}``. ``length`` counts tokens with the run's tokenizer: the manager passes ``num_tokens`` (the
+response's valid token count); outside the manager pass ``num_tokens`` or a ``tokenizer``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from math_verify import parse, verify
+
+from .length import length as length  # noqa: PLC0414 - re-exported as math.length
+
+
+def _answer_part(solution_str: str) -> str:
+    return solution_str.rsplit("</think>", 1)[-1]
+
+
+def _gold_text(ground_truth: Any) -> str:
+    if isinstance(ground_truth, (list, tuple)):
+        ground_truth = ground_truth[0]
+    gt = str(ground_truth).strip()
+    if "\\boxed" in gt or gt.startswith("$"):
+        return gt
+    return "\\boxed{" + gt + "}"
+
+
+def correct(solution_str: str, ground_truth: Any, **_: Any) -> float:
+    """1.0 when the final answer is mathematically equal to the ground truth (math-verify), else 0.0."""
+    # math-verify's timeouts use SIGALRM, which only the main thread may set; the manager's workers run calls there.
+    t = 5 if threading.current_thread() is threading.main_thread() else None
+    gold = parse(_gold_text(ground_truth), parsing_timeout=t)
+    pred = parse(_answer_part(solution_str), parsing_timeout=t)
+    if not gold or not pred:
+        return 0.0
+    return float(verify(gold, pred, timeout_seconds=t))
