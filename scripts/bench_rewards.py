@@ -4,7 +4,10 @@ Both managers are driven like verl's RewardLoopWorker drives them: one ``run_sin
 on one event loop. ``naive`` gets a ``compute_score`` that calls the same built-in functions one after the other (in
 verl's default thread pool); ``gdpo_multi`` runs them in its process pool.
 
-    python scripts/bench_rewards.py --math 2000 --code 300 --workers 2
+Each measurement alternates naive and gdpo_multi ``--repeat`` times and reports the medians (shared machines are
+noisy), with the load average before and after.
+
+    python scripts/bench_rewards.py --math 2000 --code 300 --repeat 3
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import time
 
 import numpy as np
@@ -108,20 +112,19 @@ def timed(manager, data) -> tuple[float, list[dict]]:
     return time.perf_counter() - start, out
 
 
-def bench(name: str, fns: dict[str, str], samples, source: str, workers: int) -> dict:
+def bench(name: str, fns: dict[str, str], samples, source: str, workers: int | None, repeat: int) -> dict:
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
     data = [to_data(t, g, source) for t, g in samples]
+    section = {"rewards": [{"name": k, "fn": v} for k, v in fns.items()], "timeout_s": 60}
+    if workers is not None:
+        section["max_workers"] = workers
     cfg = OmegaConf.create(
         {
             "reward": {
                 "num_workers": 1,
                 "custom_reward_function": {"path": None},
-                "gdpo_multi": {
-                    "rewards": [{"name": k, "fn": v} for k, v in fns.items()],
-                    "max_workers": workers,
-                    "timeout_s": 60,
-                },
+                "gdpo_multi": section,
             },
             "algorithm": {},
             "trainer": {"experiment_name": "bench"},
@@ -129,11 +132,16 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int) ->
     )
     naive = get_reward_manager_cls("naive")(cfg, CharTokenizer(), naive_compute_score(fns))
     ours = get_reward_manager_cls("gdpo_multi")(cfg, CharTokenizer(), None)
+    t_naive, t_ours = [], []
     try:
-        timed(ours, data[: 2 * workers])  # start the workers and import the suites once, like a long run would
+        timed(ours, data[: 4 * ours.scorer.pool.max_workers])  # start the workers and import the suites once
         timed(naive, data[:2])
-        t_naive, out_naive = timed(naive, data)
-        t_ours, out_ours = timed(ours, data)
+        for _ in range(repeat):
+            dt, out_naive = timed(naive, data)
+            t_naive.append(dt)
+            dt, out_ours = timed(ours, data)
+            t_ours.append(dt)
+        pool_workers = ours.scorer.pool.max_workers
     finally:
         ours.scorer.close()
     agree = all(
@@ -144,9 +152,12 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int) ->
     return {
         "suite": name,
         "n": len(data),
-        "naive_s": round(t_naive, 2),
-        "gdpo_multi_s": round(t_ours, 2),
-        "speedup": round(t_naive / t_ours, 2),
+        "naive_s": round(statistics.median(t_naive), 2),
+        "gdpo_multi_s": round(statistics.median(t_ours), 2),
+        "speedup": round(statistics.median(t_naive) / statistics.median(t_ours), 2),
+        "runs_naive_s": [round(t, 2) for t in t_naive],
+        "runs_gdpo_multi_s": [round(t, 2) for t in t_ours],
+        "pool_workers": pool_workers,
         "same_values": agree,
     }
 
@@ -155,17 +166,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--math", type=int, default=2000)
     p.add_argument("--code", type=int, default=300)
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--workers", type=int, default=None, help="reward.gdpo_multi.max_workers (default: the manager's)")
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     rng = random.Random(args.seed)
     import verl  # noqa: F401 - loads the gdpo_verl plugin, which registers gdpo_multi
 
+    load_before = os.getloadavg()
     rows = []
     if args.math:
-        rows.append(bench("math", MATH_FNS, math_samples(args.math, rng), "math", args.workers))
+        rows.append(bench("math", MATH_FNS, math_samples(args.math, rng), "math", args.workers, args.repeat))
     if args.code:
-        rows.append(bench("code", CODE_FNS, code_samples(args.code, rng), "code", args.workers))
+        rows.append(bench("code", CODE_FNS, code_samples(args.code, rng), "code", args.workers, args.repeat))
     for r in rows:
         print(json.dumps(r))
     total_naive, total_ours = sum(r["naive_s"] for r in rows), sum(r["gdpo_multi_s"] for r in rows)
@@ -175,8 +188,9 @@ def main() -> None:
                 "total_naive_s": round(total_naive, 2),
                 "total_gdpo_multi_s": round(total_ours, 2),
                 "speedup": round(total_naive / total_ours, 2),
-                "workers": args.workers,
-                "cpus": os.cpu_count(),
+                "cpus": len(os.sched_getaffinity(0)),
+                "load_before": [round(x, 2) for x in load_before],
+                "load_after": [round(x, 2) for x in os.getloadavg()],
             }
         )
     )

@@ -29,6 +29,9 @@ FAILURES_KEY = "gdpo_reward_failures"
 RESERVED = frozenset({"score", SIGNATURE_KEY, FAILURES_KEY})
 _TOP_KEYS = {"suite", "rewards", "timeout_s", "max_workers"}
 _REWARD_KEYS = {"name", "fn", "kwargs", "weight", "condition", "timeout_s"}
+# Built-ins whose worker mostly waits on a sandbox process: the default pool gets WAITING_FACTOR x the workers.
+WAITING_FNS = frozenset({"code.pass_rate", "code.bug_free"})
+WAITING_FACTOR = 2
 
 
 class RewardConfigError(ValueError):
@@ -195,12 +198,19 @@ def default_workers(reward_loop_workers: int | None = None) -> int:
 
 
 class MultiRewardScorer:
-    """Scores samples with every configured reward, concurrently in a process pool."""
+    """Scores samples with every configured reward, concurrently in a process pool.
+
+    ``max_workers``: the caller's share of the cores (``cfg.max_workers``, when set, wins and is taken as is).
+    """
 
     def __init__(self, cfg: MultiRewardConfig, max_workers: int | None = None) -> None:
         self.cfg = cfg
-        workers = cfg.max_workers if cfg.max_workers is not None else max_workers
-        self.pool = RewardPool(default_workers() if workers is None else workers)
+        workers = cfg.max_workers
+        if workers is None:  # the caller's share of the cores, more when the workers mostly wait on sandboxes
+            workers = default_workers() if max_workers is None else max_workers
+            if any(s.fn in WAITING_FNS for s in cfg.rewards):
+                workers *= WAITING_FACTOR
+        self.pool = RewardPool(workers)
         self.failures: Counter[tuple[str, str]] = Counter()
         self.calls = 0
         self._calls = [(s.fn, dict(s.kwargs)) for s in cfg.rewards]

@@ -191,3 +191,9 @@ def test_inline_mode_without_processes():
     scorer = MultiRewardScorer(parse_config({"suite": "gsm8k"}), max_workers=0)
     out = scorer.score_sync({"solution_str": "<think>a</think>\n<answer>4</answer>", "ground_truth": "#### 4"})
     assert (out["correct"], out["integer"], out["format"], out["score"]) == (1.0, 1.0, 1.0, 3.0)
+
+
+def test_sandboxed_suites_get_more_workers_by_default():
+    assert MultiRewardScorer(parse_config({"suite": "math"}), max_workers=2).pool.max_workers == 2
+    assert MultiRewardScorer(parse_config({"suite": "code"}), max_workers=2).pool.max_workers == 4
+    assert MultiRewardScorer(parse_config({"suite": "code", "max_workers": 3}), max_workers=2).pool.max_workers == 3
