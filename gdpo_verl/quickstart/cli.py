@@ -1,0 +1,162 @@
+"""``gdpo-verl quickstart``: train a tiny model with the real verl ``main_ppo`` on CPU, two rewards, GDPO or GRPO."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from gdpo_verl.quickstart import assets, report, runner, task
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, default=40, help="training steps (default 40: 2-3 min on 2 cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, default=Path("gdpo_quickstart"), help="output folder (default ./gdpo_quickstart)"
+    )
+    parser.add_argument(
+        "--estimator",
+        choices=("gdpo", "grpo"),
+        default="gdpo",
+        help="gdpo (per-reward normalization) or grpo (on the weighted-sum score)",
+    )
+    parser.add_argument("--legacy", action="store_true", help="use verl's legacy trainer (trainer.use_v1=False)")
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("FORMAT", "CORRECT"),
+        help="reward weights (GDPO weights and the GRPO score's weights)",
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per step")
+    parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--timeout", type=float, default=1800, help="kill verl after this many seconds")
+    parser.add_argument("--verbose", action="store_true", help="print verl's whole output")
+    parser.add_argument("--dry-run", action="store_true", help="build the assets and print the verl command only")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="extra verl Hydra overrides, applied last (after `--`), e.g. -- trainer.logger=[console]",
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "  -  " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:5.3f}"
+
+
+class Progress:
+    """Condenses verl's console output to one line per training step (the full log goes to verl.log)."""
+
+    def __init__(self, cfg: runner.RunConfig, verbose: bool) -> None:
+        self.cfg, self.verbose = cfg, verbose
+        self.started = time.monotonic()
+        self.seen_first = False
+
+    def __call__(self, line: str) -> None:
+        if self.verbose:
+            print(line, flush=True)
+            return
+        parsed = runner.parse_console(line)
+        if parsed is None:
+            if "Traceback" in line or "Error" in line and "Warning" not in line:
+                print(f"  verl: {line.strip()[:200]}", flush=True)
+            return
+        step, metrics = parsed
+        if not self.seen_first:
+            self.seen_first = True
+            print(
+                f"  first step after {time.monotonic() - self.started:.0f} s (Ray, workers, model start-up)", flush=True
+            )
+            print("   step   format  correct   score   s/step", flush=True)
+        if "timing_s/step" in metrics:
+            rollout_file = self.cfg.out / "rollouts" / f"{step}.jsonl"
+            rewards = report.step_rewards(rollout_file) if rollout_file.exists() else {}
+            print(
+                f"  {step:3d}/{self.cfg.steps:<3d} {_fmt(rewards.get('format'))}   {_fmt(rewards.get('correct'))}   "
+                f"{_fmt(metrics.get('critic/score/mean'))}   {metrics['timing_s/step']:5.1f}",
+                flush=True,
+            )
+        val = {k.split("/")[-2]: v for k, v in metrics.items() if k.startswith("val-aux/") and k.endswith("/mean@1")}
+        if val:
+            print(
+                f"  val@{step:<3d}  {_fmt(val.get('format'))}   {_fmt(val.get('correct'))}   {_fmt(val.get('score'))}"
+                "   (greedy, validation set)",
+                flush=True,
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out.resolve()
+    if (out / "rollouts").exists():
+        shutil.rmtree(out / "rollouts")  # verl appends to existing dumps
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = runner.RunConfig(
+        out=out,
+        steps=args.steps,
+        seed=args.seed,
+        estimator=args.estimator,
+        legacy=args.legacy,
+        batch_size=args.batch_size,
+        n=args.n,
+        lr=args.lr,
+        weights=tuple(args.weights),
+        extra=tuple(args.overrides),
+    )
+    trainer = "legacy" if args.legacy else "V1"
+    print(
+        f"gdpo-verl quickstart: {args.estimator.upper()} on verl main_ppo ({trainer} trainer), "
+        f"{args.steps} steps, rewards {', '.join(task.REWARD_KEYS)} -> {out}",
+        flush=True,
+    )
+    built = assets.build(out / "assets", seed=args.seed)
+    cmd = runner.command(cfg, built)
+    (out / "command.txt").write_text(" ".join(cmd) + "\n")
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    print(f"  starting verl (Ray, workers, model); full log: {out / 'verl.log'}", flush=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    result = runner.run(cmd, runner.environment(cfg), out / "verl.log", Progress(cfg, args.verbose), args.timeout)
+    return summarize(cfg, result)
+
+
+def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
+    """Write curves.png and summary.json, print a short summary; returns the exit status."""
+    out = cfg.out
+    rewards = report.all_step_rewards(out / "rollouts")
+    metrics = report.read_metrics(out / "metrics.jsonl")
+    png = report.plot(rewards, out / "curves.png", f"{cfg.estimator.upper()} quickstart (seed {cfg.seed})")
+    summary = {
+        "estimator": cfg.estimator,
+        "trainer": "legacy" if cfg.legacy else "v1",
+        "returncode": result.returncode,
+        "steps_done": sum(1 for m in metrics.values() if "timing_s/step" in m),
+        "wall_s": round(result.wall_s, 1),
+        "s_per_step": round(report.seconds_per_step(metrics), 3),
+        "peak_mem_mb": round(result.peak_mem_mb),
+        "rewards_first": {k: report.window_mean(rewards, k, first=True) for k in (*task.REWARD_KEYS, "score")},
+        "rewards_last": {k: report.window_mean(rewards, k, first=False) for k in (*task.REWARD_KEYS, "score")},
+        "gdpo_metrics_logged": any(k.startswith("gdpo/") for m in metrics.values() for k in m),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if result.returncode != 0:
+        print(f"verl exited with {result.returncode}; last lines of {result.log_path}:", file=sys.stderr)
+        print("\n".join(result.tail[-15:]), file=sys.stderr)
+        return result.returncode or 1
+    first, last = summary["rewards_first"], summary["rewards_last"]
+    print(
+        f"done: {summary['steps_done']} steps in {summary['wall_s']:.0f} s ({summary['s_per_step']:.2f} s/step), "
+        f"peak memory {summary['peak_mem_mb'] / 1024:.1f} GiB"
+    )
+    for key in (*task.REWARD_KEYS, "score"):
+        print(f"  {key:8s} {_fmt(first[key])} -> {_fmt(last[key])}  (mean of first / last 20% of steps)")
+    print(f"  metrics: {out / 'metrics.jsonl'}  curves: {png or '-'}  summary: {out / 'summary.json'}")
+    return 0

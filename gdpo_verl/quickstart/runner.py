@@ -1,0 +1,240 @@
+"""Build and run the unchanged ``python -m verl.trainer.main_ppo`` for the quickstart, and condense its output."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gdpo_verl.quickstart import task
+from gdpo_verl.quickstart.assets import Assets
+
+# What a CPU machine needs on top of an ordinary verl GRPO command line (docs/cpu.md explains each one and which of
+# them to drop on GPUs). The rollout name comes from the gdpo-verl CPU plugin.
+CPU_OVERRIDES = (
+    "actor_rollout_ref.rollout.name=hf_cpu",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+    "actor_rollout_ref.actor.strategy=fsdp2",
+    "actor_rollout_ref.model.use_remove_padding=False",
+    "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+    "actor_rollout_ref.rollout.agent.num_workers=1",
+    "reward.num_workers=1",
+    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+    "trainer.device=cpu",
+    "trainer.n_gpus_per_node=1",
+    "trainer.nnodes=1",
+    "+ray_kwargs.ray_init.num_gpus=1",
+    "ray_kwargs.ray_init.num_cpus=16",
+)
+
+
+@dataclass
+class RunConfig:
+    out: Path
+    steps: int = 20
+    seed: int = 0
+    estimator: str = "gdpo"  # gdpo | grpo
+    legacy: bool = False
+    batch_size: int = 16  # prompts per step
+    n: int = 4  # rollouts per prompt
+    lr: float = 2e-3
+    response_length: int = 8
+    weights: tuple[float, float] = (1.0, 1.0)
+    extra: Sequence[str] = field(default_factory=tuple)  # raw verl overrides, appended last (they win)
+
+
+def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
+    """The full Hydra override list for ``verl.trainer.main_ppo``."""
+    keys = ",".join(task.REWARD_KEYS)
+    weights = ",".join(str(w) for w in cfg.weights)
+    est = [f"algorithm.adv_estimator={cfg.estimator}"]
+    if cfg.estimator == "gdpo":
+        est += [f"+algorithm.gdpo_reward_keys=[{keys}]", f"+algorithm.gdpo_reward_weights=[{weights}]"]
+    return [
+        *est,
+        "algorithm.use_kl_in_reward=False",
+        f"data.train_files={assets.train_file}",
+        f"data.val_files={assets.val_file}",
+        f"data.train_batch_size={cfg.batch_size}",
+        "data.max_prompt_length=32",
+        f"data.max_response_length={cfg.response_length}",
+        "data.dataloader_num_workers=0",
+        f"data.seed={cfg.seed}",
+        f"actor_rollout_ref.model.path={assets.model_dir}",
+        "actor_rollout_ref.model.enable_gradient_checkpointing=False",
+        f"actor_rollout_ref.actor.optim.lr={cfg.lr}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={cfg.batch_size}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
+        "actor_rollout_ref.actor.use_kl_loss=False",
+        "actor_rollout_ref.actor.entropy_coeff=0",
+        f"actor_rollout_ref.rollout.n={cfg.n}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
+        f"actor_rollout_ref.rollout.seed={cfg.seed}",
+        "reward.custom_reward_function.path=pkg://gdpo_verl.quickstart.task",
+        "reward.custom_reward_function.name=compute_score",
+        f"+reward.custom_reward_function.reward_kwargs.format_weight={cfg.weights[0]}",
+        f"+reward.custom_reward_function.reward_kwargs.correct_weight={cfg.weights[1]}",
+        *CPU_OVERRIDES,
+        f"trainer.use_v1={not cfg.legacy}",
+        "trainer.logger=[console,file]",
+        "trainer.project_name=gdpo_quickstart",
+        f"trainer.experiment_name={cfg.estimator}{'_legacy' if cfg.legacy else ''}_seed{cfg.seed}",
+        f"trainer.total_training_steps={cfg.steps}",
+        "trainer.total_epochs=1000",
+        "trainer.val_before_train=False",
+        "trainer.test_freq=-1",
+        "trainer.save_freq=-1",
+        f"trainer.default_local_dir={cfg.out / 'checkpoints'}",
+        f"trainer.rollout_data_dir={cfg.out / 'rollouts'}",  # per-step rollouts: the per-reward curves come from here
+        *cfg.extra,
+    ]
+
+
+def command(cfg: RunConfig, assets: Assets) -> list[str]:
+    return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides(cfg, assets)]
+
+
+def environment(cfg: RunConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        TOKENIZERS_PARALLELISM="false",
+        VERL_FILE_LOGGER_PATH=str(cfg.out / "metrics.jsonl"),  # verl's own `file` logger backend writes here
+        RAY_DEDUP_LOGS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.setdefault("GDPO_VERL_CPU", "1")  # the quickstart is a CPU run even on a host with a GPU
+    env.setdefault("RAY_TMPDIR", "/tmp/ray")
+    return env
+
+
+_STEP = re.compile(r"step:(\d+) - (.*)$")
+_WRAPPED = re.compile(r"^[\w.]+\((.*)\)$")  # numpy scalars print as np.float64(0.5)
+
+
+def parse_console(line: str) -> tuple[int, dict[str, float]] | None:
+    """verl's console logger prints ``step:N - key:value - key:value``; return (N, metrics) or None."""
+    m = _STEP.search(line)
+    if not m:
+        return None
+    metrics: dict[str, float] = {}
+    for part in m.group(2).split(" - "):
+        key, sep, value = part.rpartition(":")
+        if not sep:
+            continue
+        wrapped = _WRAPPED.match(value.strip())
+        try:
+            metrics[key.strip()] = float(wrapped.group(1) if wrapped else value)
+        except ValueError:
+            continue
+    return int(m.group(1)), metrics
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    wall_s: float
+    log_path: Path
+    peak_mem_mb: float = 0.0  # peak PSS of the process tree
+    tail: list[str] = field(default_factory=list)
+
+
+def _tree_memory_mb(root) -> float:
+    """Proportional set size (PSS) of a process and all its descendants: shared pages are counted once overall."""
+    import psutil
+
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            info = proc.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def _watch_memory(pid: int, stop: threading.Event, peak: list[float]) -> None:
+    """Peak memory of main_ppo's whole process tree (Ray's local cluster and all verl workers are children)."""
+    try:
+        import psutil
+
+        root = psutil.Process(pid)
+    except Exception:  # noqa: BLE001 - measuring is optional
+        return
+    while not stop.wait(1.0):
+        try:
+            peak[0] = max(peak[0], _tree_memory_mb(root))
+        except psutil.Error:
+            return
+
+
+def run(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    log_path: Path,
+    on_line: Callable[[str], None],
+    timeout_s: float | None = None,
+) -> RunResult:
+    """Run ``cmd``, write its whole output to ``log_path``, pass each line to ``on_line``; kill it on timeout."""
+    start = time.monotonic()
+    tail: list[str] = []
+    peak = [0.0]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch_memory, args=(proc.pid, stop, peak), daemon=True)
+        watcher.start()
+        timer = threading.Timer(timeout_s, _kill_tree, args=(proc,)) if timeout_s else None
+        if timer:
+            timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                tail = (tail + [line.rstrip()])[-40:]
+                on_line(line.rstrip("\n"))
+            proc.wait()
+        except KeyboardInterrupt:
+            _kill_tree(proc)
+            raise
+        finally:
+            if timer:
+                timer.cancel()
+            stop.set()
+            watcher.join(timeout=2)
+    return RunResult(proc.returncode, time.monotonic() - start, log_path, peak[0], tail)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Stop main_ppo and everything it started (its session, plus any descendant that left it, e.g. Ray's)."""
+    import signal
+
+    try:
+        import psutil
+
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:  # noqa: BLE001
+        children = []
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for child in children:
+        try:
+            child.kill()
+        except Exception:  # noqa: BLE001 - already gone
+            pass

@@ -1,0 +1,112 @@
+"""CPU training for verl: a ``cpu`` platform and a ``transformers`` rollout, on machines without an accelerator only.
+
+``install()`` runs in every process that imports verl (the plugin entry point). It stays cheap: it decides whether
+CPU mode applies here, then arranges for each verl module concerned to be adjusted when verl itself imports it.
+
+* Auto: on when this host shows no accelerator (no CUDA/ROCm/NPU/XPU device, no ``nvidia-smi``/``rocm-smi``/
+  ``npu-smi``), so a GPU user's run is never touched.
+* ``GDPO_VERL_CPU=1`` forces it on, ``GDPO_VERL_CPU=0`` off.
+* Only for verl :data:`SUPPORTED_VERL`; another version gets one WARNING and no change.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import sys
+
+logger = logging.getLogger("gdpo_verl")
+
+SUPPORTED_VERL = "0.9.1"  # the verl release whose internals the CPU patches were written against
+ENV = "GDPO_VERL_CPU"
+ROLLOUT_NAME = "hf_cpu"  # actor_rollout_ref.rollout.name for the transformers rollout
+# Environment the CPU run needs in every verl process (set only where the user has not set it).
+PROCESS_ENV = {
+    "VERL_PLATFORM": "cpu",  # pick our platform, whatever the probing order
+    "VERL_ENGINE_DEVICE": "cuda",  # verl registers its FSDP engines for cuda/npu only; they run on a CPU mesh
+}
+_SMI = ("nvidia-smi", "rocm-smi", "npu-smi", "xpu-smi")
+_warned = False
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator_present() -> bool:
+    """True if this host shows any accelerator (a device torch sees, or a vendor's SMI tool on PATH)."""
+    if any(shutil.which(tool) for tool in _SMI):
+        return True
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    for name in ("npu", "xpu", "mps"):
+        backend = getattr(torch, name, None) if name != "mps" else getattr(torch.backends, "mps", None)
+        try:
+            if backend is not None and backend.is_available():
+                return True
+        except Exception:  # noqa: BLE001 - a half-installed vendor module counts as absent
+            pass
+    return False
+
+
+def active() -> bool:
+    """Whether CPU mode applies in this process (``GDPO_VERL_CPU`` wins over auto-detection)."""
+    forced = os.environ.get(ENV, "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    return not accelerator_present()
+
+
+def verl_version() -> str | None:
+    mod = sys.modules.get("verl")
+    found = getattr(mod, "__version__", None)
+    if found:
+        return str(found)
+    try:
+        from importlib.metadata import version
+
+        return version("verl")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def version_ok() -> bool:
+    """True for the supported verl; otherwise one WARNING per process."""
+    global _warned
+    found = verl_version()
+    if found == SUPPORTED_VERL:
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "gdpo-verl: CPU training not enabled: written for verl %s, found %s (set %s=0 to silence)",
+            SUPPORTED_VERL,
+            found,
+            ENV,
+        )
+    return False
+
+
+def _register_platform(module) -> None:
+    from gdpo_verl_plugins.cpu_platform import PLATFORM_NAME, make_platform_class
+
+    module.PlatformRegistry.register(platform=PLATFORM_NAME)(make_platform_class(module.PlatformBase))
+
+
+def install() -> bool:
+    """Enable CPU training in this process if it applies; returns whether it did."""
+    if not active() or not version_ok():
+        return False
+    from gdpo_verl_plugins import cpu_patches
+    from gdpo_verl_plugins.post_import import when_imported
+
+    for key, value in PROCESS_ENV.items():
+        os.environ.setdefault(key, value)
+    when_imported("verl.plugin.platform", _register_platform)
+    for name, (module_name, _attr) in cpu_patches.PATCHES.items():
+        when_imported(module_name, cpu_patches.APPLY[name])
+    logger.info("gdpo-verl: CPU training enabled (platform cpu, rollout %s)", ROLLOUT_NAME)
+    return True
