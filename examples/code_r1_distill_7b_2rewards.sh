@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Paper §4.3 code (Table 5): R1-Distill-Qwen-7B, pass rate + conditioned length, DAPO, 400 steps.
+# Usage: bash examples/code_r1_distill_7b_2rewards.sh [--grpo] [--fsdp2] [hydra overrides...] (knobs: common.sh)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
+parse_flags "$@"
+RUN=code_r1-7b-2r
+MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-7B}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-2} ROLLOUT_TP=${ROLLOUT_TP:-2}
+code_task 2

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Paper §4.2 math + length (Table 7): DeepSeek-R1-Distill-Qwen-1.5B (12 heads / 2 KV heads), DAPO, 500 steps.
+# Usage: bash examples/math_r1_distill_1_5b.sh [--grpo] [--fsdp2] [hydra overrides...] (knobs: common.sh)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
+parse_flags "$@"
+RUN=math_r1-1.5b
+MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-1}
+math_task

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Paper §4.2 / Table 4: R1-Distill-Qwen-7B, length reward conditioned on correctness (Eq. 8), DAPO, 500 steps.
+# Usage: bash examples/math_r1_distill_7b_conditioned.sh [--grpo] [--fsdp2] [hydra overrides...] (knobs: common.sh)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
+parse_flags "$@"
+RUN=math_r1-7b-cond
+MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-7B}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-2} ROLLOUT_TP=${ROLLOUT_TP:-2}
+math_task conditioned

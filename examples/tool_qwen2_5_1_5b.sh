@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Paper §4.1 tool calling: Qwen2.5-1.5B-Instruct (12 heads / 2 KV heads), format + correctness, 8 GPUs.
+# Usage: bash examples/tool_qwen2_5_1_5b.sh [--grpo] [--fsdp2] [hydra overrides...] (knobs: common.sh)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
+parse_flags "$@"
+RUN=tool_qwen2.5-1.5b
+MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-1.5B-Instruct}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-1}
+tool_task

@@ -1,0 +1,187 @@
+"""`gdpo-verl check`: every class of problem is caught, a good config passes. Composes verl's real Hydra config."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from gdpo_verl.check_report import Finding, errors, render
+from gdpo_verl.check_rewards import _fallback_names
+
+pytest.importorskip("hydra")
+pytest.importorskip("gdpo_verl.config")
+if importlib.util.find_spec("verl") is None:
+    pytest.skip("verl is not installed", allow_module_level=True)
+
+from gdpo_verl.check import check_args  # noqa: E402
+from gdpo_verl.check_compose import Composer  # noqa: E402
+
+pytestmark = pytest.mark.verl
+
+GOOD = [
+    "actor_rollout_ref.rollout.name=vllm",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
+    "data.train_batch_size=16",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+    "algorithm.adv_estimator=gdpo",
+    "+algorithm.gdpo_reward_keys=[correct,length]",
+    "+algorithm.gdpo_reward_weights=[1.0,0.5]",
+    "reward.reward_manager.name=gdpo_multi",
+    "+reward.gdpo_multi.suite=math",
+]
+
+
+@pytest.fixture(scope="module")
+def composer() -> Composer:
+    return Composer()
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path) -> str:
+    """A Qwen2-1.5B-like shape: 12 heads, 2 KV heads, 28 layers."""
+    (tmp_path / "config.json").write_text(
+        json.dumps({"num_attention_heads": 12, "num_key_value_heads": 2, "num_hidden_layers": 28})
+    )
+    return str(tmp_path)
+
+
+def _errors(found: list[Finding], topic: str) -> list[str]:
+    return [f.message for f in errors(found) if f.topic == topic]
+
+
+def _replace(args: list[str], **new: str) -> list[str]:
+    """GOOD with the overrides whose key ends with a given name replaced (key=value given as name=value)."""
+    out = [a for a in args if a.split("=", 1)[0].lstrip("+").rsplit(".", 1)[-1] not in new]
+    return out + list(new.values())
+
+
+def test_good_config_passes(composer: Composer, tiny_model: str) -> None:
+    found = check_args(GOOD, composer, model_config=tiny_model)
+    assert not errors(found), render(found, "good")
+    text = render(found, "good")
+    assert "V1 trainer" in text and "12 heads, 2 KV heads" in text and "OK:" in text
+
+
+def test_typo_key_gets_a_suggestion(composer: Composer) -> None:
+    typos = ["trainer.n_gpus_per_nod=8", "actor_rollout_ref.actor.tensor_model_parallel_size=2"]
+    found = check_args([*GOOD, "model_engine=megatron", *typos], composer)
+    msgs = _errors(found, "unknown-key")
+    assert len(msgs) == 2, msgs  # both reported in one run
+    assert "did you mean trainer.n_gpus_per_node" in msgs[0]
+    assert "actor_rollout_ref.actor.megatron.tensor_model_parallel_size" in msgs[1]
+
+
+def test_missing_plus_and_extra_plus(composer: Composer) -> None:
+    found = check_args([*GOOD, "algorithm.gdpo.batch_norm=token", "+trainer.nnodes=1"], composer)
+    msgs = [f.message for f in errors(found)]
+    assert any("leading '+': +algorithm.gdpo.batch_norm=token" in m for m in msgs), msgs
+    assert any("drop the leading '+'" in m for m in msgs), msgs
+
+
+def test_bad_group_option_and_syntax(composer: Composer) -> None:
+    found = check_args([*GOOD, "model_engine=megatrn", "trainer.logger=[console"], composer)
+    msgs = [f.message for f in errors(found)]
+    assert any("available: dp, megatron" in m for m in msgs), msgs
+    assert any("not a valid Hydra override" in m for m in msgs), msgs
+
+
+def test_weight_count_mismatch(composer: Composer) -> None:
+    found = check_args(_replace(GOOD, gdpo_reward_weights="+algorithm.gdpo_reward_weights=[1.0]"), composer)
+    assert any("one weight per key" in m for m in _errors(found, "gdpo")), render(found, "")
+
+
+def test_reward_keys_vs_manager_names(composer: Composer) -> None:
+    found = check_args(_replace(GOOD, gdpo_reward_keys="+algorithm.gdpo_reward_keys=[correct,format]"), composer)
+    msgs = _errors(found, "reward")
+    assert msgs and "['format']" in msgs[0] and "['length']" in msgs[0], msgs
+
+
+def test_invalid_manager_section(composer: Composer) -> None:
+    found = check_args([*GOOD, "+reward.gdpo_multi.rewards=[{name:extra}]"], composer)
+    assert any("'fn' is required" in m for m in _errors(found, "reward")), render(found, "")
+
+
+def test_filter_groups_metric_must_be_signature(composer: Composer) -> None:
+    dapo = [*GOOD, "algorithm.filter_groups.enable=True"]
+    msgs = _errors(check_args([*dapo, "algorithm.filter_groups.metric=seq_reward"], composer), "dapo")
+    assert any("gdpo_signature" in m for m in msgs) and any("not emitted" in m for m in msgs), msgs
+    assert not errors(check_args([*dapo, "algorithm.filter_groups.metric=gdpo_signature"], composer))
+    # GRPO on the summed reward may filter on it
+    grpo = _replace(dapo, adv_estimator="algorithm.adv_estimator=grpo")
+    assert not errors(check_args([*grpo, "algorithm.filter_groups.metric=reward"], composer))
+
+
+def test_filter_groups_ignored_by_legacy_trainer(composer: Composer) -> None:
+    args = [*GOOD, "algorithm.filter_groups.enable=True", "algorithm.filter_groups.metric=gdpo_signature"]
+    found = check_args([*args, "trainer.use_v1=False"], composer)
+    assert any("legacy RayPPOTrainer" in f.message for f in found)
+    assert any(f.level == "warn" and f.topic == "dapo" for f in found)
+
+
+def test_parallel_sizes_vs_heads_and_gpus(composer: Composer, tiny_model: str) -> None:
+    args = [
+        *GOOD,
+        "model_engine=megatron",
+        "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=4",
+        "actor_rollout_ref.actor.megatron.pipeline_model_parallel_size=3",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=8",
+    ]
+    msgs = _errors(check_args(args, composer, model_config=tiny_model), "parallel")
+    text = "\n".join(msgs)
+    assert "does not divide the 2 KV heads" in text  # Megatron TP 4 vs 2 query groups
+    assert "does not divide the 8 GPUs" in text  # TP 4 x PP 3 = 12
+    assert "28 layers do not split evenly" in text  # PP 3
+    assert "rollout.tensor_model_parallel_size=8 does not divide the 12 attention heads" in text
+    # without a model config only the GPU count is checked
+    msgs = _errors(check_args(args, composer), "parallel")
+    assert msgs and all("heads" not in m for m in msgs)
+
+
+def test_model_config_from_local_model_path(composer: Composer, tiny_model: str) -> None:
+    args = [
+        *GOOD,
+        f"actor_rollout_ref.model.path={tiny_model}",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=8",
+    ]
+    assert any("12 attention heads" in m for m in _errors(check_args(args, composer), "parallel"))
+
+
+def test_legacy_keys(composer: Composer) -> None:
+    args = [*GOOD, "reward_model.reward_manager=gdpo_multi", "custom_reward_function.path=/tmp/r.py"]
+    msgs = _errors(check_args(args, composer), "legacy")
+    assert len(msgs) == 2
+    assert "use reward.reward_manager.name" in msgs[0] and "use reward.custom_reward_function.path" in msgs[1]
+
+
+def test_kl_in_reward(composer: Composer) -> None:
+    kl = [*GOOD, "algorithm.use_kl_in_reward=True"]
+    assert any(f.topic == "kl" and "not dropped" in f.message for f in check_args(kl, composer))
+    found = check_args([*kl, "+algorithm.gdpo.kl_in_reward=error"], composer)
+    assert any("refuses to drop the KL" in m for m in _errors(found, "gdpo"))
+    found = check_args([*kl, "+algorithm.gdpo.impl=verl"], composer)
+    assert _errors(found, "kl") and _errors(found, "gdpo")  # built-in drops KL and fails on V1
+
+
+def test_rollout_name_required(composer: Composer) -> None:
+    found = check_args([a for a in GOOD if not a.startswith("actor_rollout_ref.rollout.name")], composer)
+    assert _errors(found, "rollout")
+
+
+def test_cli_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from gdpo_verl.cli import main
+
+    assert main(["check", "-q", "--", *GOOD]) == 0
+    assert "OK: 0 error(s)" in capsys.readouterr().out
+    assert main(["check", "--", *GOOD, "trainer.n_gpus_per_nod=8"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+    bad = tmp_path / "bad.sh"
+    bad.write_text("exit 3\n")
+    assert main(["check", "--script", str(bad)]) == 2
+
+
+def test_fallback_reward_names() -> None:
+    assert _fallback_names({"suite": "gsm8k"}) == ["correct", "integer", "format"]
+    assert _fallback_names({"suite": "math", "rewards": [{"name": "length"}, {"name": "extra"}]})[-1] == "extra"

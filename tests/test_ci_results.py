@@ -1,0 +1,95 @@
+"""ci/check_results.py on synthetic verl file-logger JSONL."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("ci_check_results", ROOT / "ci" / "check_results.py")
+assert _spec is not None and _spec.loader is not None
+cr = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = cr  # dataclasses look the module up
+_spec.loader.exec_module(cr)
+
+KEYS = ("correct", "integer", "format")
+
+
+def write_run(path: Path, gdpo: bool, end: float, steps: int = 40, val_end: float | None = None) -> str:
+    """A run whose rewards rise linearly from 0.1 to `end`; validation every 10 steps (verl's layout)."""
+    with open(path, "w") as f:
+        for step in range(1, steps + 1):
+            frac = (step - 1) / (steps - 1)
+            value = 0.1 + (end - 0.1) * frac
+            data: dict[str, object] = {"critic/score/mean": 3 * value, "timing_s/step": 12.5, "gdpo/impl": None}
+            if gdpo:
+                data["gdpo/impl"] = 1.0
+                for k in KEYS:
+                    data[f"gdpo/{k}/mean"] = value
+                    data[f"gdpo/{k}/missing_frac"] = 0.0
+            if step % 10 == 0:
+                v = val_end if val_end is not None and step == steps else value
+                data |= {f"val-aux/openai/gsm8k/{k}/mean@1": v for k in KEYS}
+            f.write(json.dumps({"step": step, "data": data}) + "\n")
+    return str(path)
+
+
+def run(tmp_path: Path, gdpo_end: float = 0.8, grpo_end: float = 0.75, **kw: float) -> int:
+    g = write_run(tmp_path / "gdpo.jsonl", True, gdpo_end, val_end=kw.get("gdpo_val"))
+    r = write_run(tmp_path / "grpo.jsonl", False, grpo_end, val_end=kw.get("grpo_val"))
+    return cr.main(["--run", f"gdpo={g}", "--run", f"grpo={r}", "--thresholds", str(ROOT / "ci" / "thresholds.yaml")])
+
+
+def test_healthy_runs_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run(tmp_path)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "OK: 0 of" in out and "val correct gdpo vs grpo" in out
+
+
+def test_gdpo_worse_than_grpo_fails_with_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run(tmp_path, gdpo_val=0.4, grpo_val=0.7)
+    out = capsys.readouterr().out
+    assert rc == 1
+    failing = [line for line in out.splitlines() if line.rstrip().endswith("FAIL")]
+    assert len(failing) == 3 and all("gdpo vs grpo" in line and "-0.3000" in line for line in failing), out
+    assert out.splitlines()[0].split() == ["check", "run", "value", "threshold", "status"]
+
+
+def test_no_learning_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run(tmp_path, gdpo_end=0.1, grpo_end=0.1)
+    out = capsys.readouterr().out
+    assert rc == 1 and "last-first >= 0.1" in out
+
+
+def test_missing_metric_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    g = write_run(tmp_path / "g.jsonl", False, 0.8)  # a GDPO run without the plugin's metrics
+    r = write_run(tmp_path / "r.jsonl", False, 0.8)
+    assert cr.main(["--run", f"gdpo={g}", "--run", f"grpo={r}", "--thresholds", str(ROOT / "ci/thresholds.yaml")]) == 1
+    assert "metric missing" in capsys.readouterr().out
+
+
+def test_window_compare_and_nan(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    lines = [{"step": s, "data": {"a": float(s)}} for s in (3, 1, 2)] + [{"step": 4, "a": float("nan")}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    series = cr.load_metrics(str(path))
+    assert [s for s, _ in series["a"]] == [1, 2, 3, 4]  # sorted by step; flat lines accepted
+    rows = cr.evaluate({"window": 2, "checks": [{"metric": "a", "run": "x", "min": 0}]}, {"x": series})
+    assert not rows[0].ok  # NaN in the window fails
+    rows = cr.evaluate(
+        {"window": 1, "checks": [{"metric": "a", "compare": {"run": "x", "than": "y", "margin": 0.5}}]},
+        {"x": {"a": [(1, 1.0)]}, "y": {"a": [(1, 1.4)]}},
+    )
+    assert rows[0].ok and abs(rows[0].value + 0.4) < 1e-9
+
+
+def test_bad_input_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    assert cr.main(["--run", f"gdpo={bad}", "--thresholds", str(ROOT / "ci/thresholds.yaml")]) == 2
+    assert cr.main(["--run", f"gdpo={tmp_path / 'absent.jsonl'}"]) == 2
