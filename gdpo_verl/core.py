@@ -7,7 +7,7 @@ Notation: B samples (rollouts), K reward components, groups = rollouts of the sa
     Eq. 5/7 A_sum = sum_k w_k A_k
     Eq. 6   A = (A_sum - mean_batch A_sum) / (std_batch A_sum + eps_batch)     (over samples; `token`/`none` options)
 
-Choices fixed by the project's spec: unbiased std; a reward whose values are all equal inside a group, or a group of
+Choices the paper leaves open: unbiased std; a reward whose values are all equal inside a group, or a group of
 one rollout, contributes exactly 0; missing values (NaN) are left out of their reward's statistics and give A_k = 0;
 a sample with every reward missing gets 0 and is left out of the batch statistics. No NaN ever comes out.
 """

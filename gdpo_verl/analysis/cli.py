@@ -1,4 +1,4 @@
-"""`gdpo-verl analyze {distinct,rollouts,curves}`: collapse diagnostics. Bad input exits 2 with one error line."""
+"""`gdpo-verl analyze {distinct,rollouts,curves,study}`: collapse diagnostics. Bad input exits 2 with one error line."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--keys", help="reward keys, comma-separated (default: every gdpo/<key>/<stat> found)")
     c.add_argument("--stat", default="mean", help="which gdpo/<key>/<stat> to plot (default: mean)")
     c.add_argument("--out", metavar="FILE.png", help="write the figure here")
+
+    st = sub.add_parser("study", help="GDPO vs GRPO over seeds of the quickstart task (scripts/cpu_study.sh)")
+    st.add_argument("root", help="folder with <estimator>/seed<k>/ quickstart runs")
+    st.add_argument("--smooth", type=int, default=5, help="trailing moving average per run, in steps (default 5)")
+    st.add_argument("--out", metavar="FILE.png", help="write the figure (median and min-max band per reward)")
+    st.add_argument("--json", metavar="FILE.json", help="write the medians, bands and per-seed values")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -120,10 +126,36 @@ def run_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study(args: argparse.Namespace) -> int:
+    from gdpo_verl.analysis import study
+
+    if args.smooth < 1:
+        raise AnalysisError(f"--smooth must be >= 1, got {args.smooth}")
+    found = study.discover(args.root)
+    runs = {est: {seed: study.load_run(d) for seed, d in by_seed.items()} for est, by_seed in found.items()}
+    summary = study.summarize(runs, args.smooth)
+    for est, by_seed in found.items():
+        steps = [max(runs[est][s]["score"], default=0) for s in by_seed]
+        print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
+    header = ["estimator", "reward", "first 20% (median)", "last 20% (median)", "last 20% per seed"]
+    print(table(header, study.table_rows(summary)))
+    if args.out:
+        study.plot(summary, args.out, args.smooth)
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.json:
+        try:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"smooth": args.smooth, "runs": {k: str(v) for k, v in found.items()}, **summary}, f)
+        except OSError as e:
+            raise AnalysisError(f"cannot write {args.json}: {e}") from None
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    commands = {"distinct": run_distinct, "rollouts": run_rollouts, "curves": run_curves}
+    commands = {"distinct": run_distinct, "rollouts": run_rollouts, "curves": run_curves, "study": run_study}
     if args.analysis not in commands:
-        print("usage: gdpo-verl analyze {distinct,rollouts,curves} ... (see --help)", file=sys.stderr)
+        print("usage: gdpo-verl analyze {distinct,rollouts,curves,study} ... (see --help)", file=sys.stderr)
         return 2
     try:
         return commands[args.analysis](args)

@@ -141,7 +141,8 @@ def test_big_file_is_stopped_by_file_size_limit():
 
 def test_writing_outside_the_work_directory_fails(tmp_path):
     tmp_path.chmod(0o777)  # even a world-writable directory outside the sandbox must stay untouched
-    targets = [tmp_path / "escape.txt", Path("/tmp") / f"gdpo_escape_{uuid.uuid4().hex}", Path("/work/gdpo_escape.txt")]
+    tag = uuid.uuid4().hex
+    targets = [tmp_path / "escape.txt", Path("/tmp") / f"gdpo_escape_{tag}", Path.cwd() / f"gdpo_escape_{tag}.txt"]
     code = "import os\n" + "".join(
         f"try:\n    open({str(t)!r}, 'w').write('x')\n    print('WROTE', {str(t)!r})\nexcept OSError as e:\n"
         f"    print('DENIED', type(e).__name__)\n"

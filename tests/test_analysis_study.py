@@ -1,0 +1,67 @@
+"""`gdpo-verl analyze study`: per-reward medians and min-max bands over seeds, from quickstart rollout dumps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gdpo_verl.analysis import study
+from gdpo_verl.analysis.common import AnalysisError
+from gdpo_verl.cli import main
+
+
+def write_run(root: Path, est: str, seed: int, correct_per_step: list[float], n: int = 10) -> Path:
+    """A quickstart-like rollout dump: answer '7' is correct, 'x7' is neither well formatted nor correct."""
+    run = root / est / f"seed{seed}"
+    (run / "rollouts").mkdir(parents=True)
+    for step, frac in enumerate(correct_per_step, 1):
+        k = round(frac * n)
+        rows = [{"output": "777" if i < k else "xyz", "gts": "7", "score": 0.0, "step": step} for i in range(n)]
+        (run / "rollouts" / f"{step}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_load_run_recomputes_rewards_with_the_task_functions(tmp_path):
+    run = write_run(tmp_path, "gdpo", 0, [0.2, 0.5])
+    curves = study.load_run(run)
+    assert curves["correct"] == pytest.approx({1: 0.2, 2: 0.5})
+    assert curves["format"] == pytest.approx({1: 0.2, 2: 0.5})  # '777' is all digits, 'xyz' none
+
+
+def test_smooth_is_a_trailing_mean_and_band_spans_the_seeds():
+    assert study.smooth({1: 0.0, 2: 1.0, 3: 2.0}, 2) == {1: 0.0, 2: 0.5, 3: 1.5}
+    assert study.smooth({1: 3.0, 2: 1.0}, 1) == {1: 3.0, 2: 1.0}
+    b = study.band([{1: 0.1, 2: 0.5}, {1: 0.3, 2: 0.2, 3: 9.0}, {1: 0.2, 2: 0.4}])
+    assert b["steps"] == [1.0, 2.0]  # only steps every run reached
+    assert b["median"] == pytest.approx([0.2, 0.4])
+    assert b["min"] == pytest.approx([0.1, 0.2]) and b["max"] == pytest.approx([0.3, 0.5])
+
+
+def test_cli_table_png_and_json(tmp_path, capsys):
+    for seed, (a, b) in enumerate([(0.1, 0.9), (0.2, 0.8), (0.0, 0.7)]):
+        write_run(tmp_path, "gdpo", seed, [a] * 5 + [b] * 5)
+        write_run(tmp_path, "grpo", seed, [a] * 10)
+    png, js = tmp_path / "s.png", tmp_path / "s.json"
+    assert main(["analyze", "study", str(tmp_path), "--smooth", "3", "--out", str(png), "--json", str(js)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "gdpo: seeds [0, 1, 2], steps 10-10" in out
+    cells = [line.split() for line in out.splitlines()]
+    rows = {tuple(c[:2]): c[2:] for c in cells if c and c[0] in ("gdpo", "grpo")}
+    assert rows[("gdpo", "correct")][:2] == ["0.1", "0.8"]  # medians of the first and last 2 steps over seeds
+    assert rows[("grpo", "correct")][:2] == ["0.1", "0.1"]
+    data = json.loads(js.read_text())
+    assert data["smooth"] == 3 and data["gdpo"]["seeds"] == [0, 1, 2]
+    assert data["gdpo"]["band"]["correct"]["max"][-1] == pytest.approx(0.9)
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(AnalysisError, match="no <estimator>/seed<k>/rollouts"):
+        study.discover(tmp_path)
+    assert main(["analyze", "study", str(tmp_path / "missing")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    write_run(tmp_path, "gdpo", 0, [])
+    with pytest.raises(AnalysisError, match="rollout dump is empty"):
+        study.load_run(tmp_path / "gdpo" / "seed0")
