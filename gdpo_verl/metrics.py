@@ -58,19 +58,32 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     n_groups = int(gid.max()) + 1 if gid.numel() else 0
     out: dict[str, float] = {"gdpo/impl": 1.0}
     valid = ~torch.isnan(raw)
+    n_valid = valid.sum(dim=0)
+    has = (n_valid > 0).tolist()
+    # every per-key figure as one (K,) row, converted to Python in one go (one device sync on a GPU)
+    mean = torch.nansum(raw, dim=0) / n_valid.clamp(min=1)
+    var = torch.nansum((raw - mean) ** 2, dim=0) / n_valid.clamp(min=1)
     contrib = (result.per_reward * w).abs().sum(dim=0)
-    total = float(contrib.sum())
+    total = contrib.sum()
+    moving = torch.zeros(n_groups, raw.shape[1], dtype=torch.float64).index_add_(
+        0, gid, (result.per_reward != 0).to(torch.float64)
+    )
+    rows = torch.stack(
+        [
+            1.0 - n_valid.to(torch.float64) / max(raw.shape[0], 1),
+            mean.to(torch.float64),
+            var.sqrt().to(torch.float64),
+            torch.where(valid, raw, torch.inf).amin(dim=0).to(torch.float64),
+            torch.where(valid, raw, -torch.inf).amax(dim=0).to(torch.float64),
+            torch.where(total > 0, contrib / total.clamp(min=torch.finfo(torch.float64).tiny), 0.0),
+            (moving == 0).to(torch.float64).mean(dim=0) if n_groups else torch.zeros(raw.shape[1], dtype=torch.float64),
+        ]
+    ).tolist()
+    names = ("missing_frac", "mean", "std", "min", "max", "adv_share", "zero_var_frac")
     for k, key in enumerate(keys):
-        vals = raw[valid[:, k], k]
-        out[f"gdpo/{key}/missing_frac"] = float(1.0 - valid[:, k].to(torch.float64).mean()) if raw.numel() else 0.0
-        if vals.numel():
-            out[f"gdpo/{key}/mean"] = float(vals.mean())
-            out[f"gdpo/{key}/std"] = float(vals.std(unbiased=False))
-            out[f"gdpo/{key}/min"] = float(vals.min())
-            out[f"gdpo/{key}/max"] = float(vals.max())
-        out[f"gdpo/{key}/adv_share"] = float(contrib[k]) / total if total > 0 else 0.0
-        moving = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, gid, (result.per_reward[:, k] != 0).double())
-        out[f"gdpo/{key}/zero_var_frac"] = float((moving == 0).to(torch.float64).mean()) if n_groups else 0.0
+        for name, row in zip(names, rows, strict=True):
+            if has[k] or name in ("missing_frac", "adv_share", "zero_var_frac"):
+                out[f"gdpo/{key}/{name}"] = row[k]
     out["gdpo/all_missing_frac"] = float((~result.counted).to(torch.float64).mean()) if raw.numel() else 0.0
     out["gdpo/batch/mean"] = result.stats.get("batch_mean", 0.0)
     out["gdpo/batch/std"] = result.stats.get("batch_std", 1.0)

@@ -75,3 +75,32 @@ def test_metrics_per_key_share_and_collapse():
 def test_distinct_per_group_counts_rounded_values():
     vals = torch.tensor([0.1, 0.1 + 1e-9, 0.2, 5.0, 5.0])
     assert distinct_per_group(vals, torch.tensor([0, 0, 0, 1, 1])).tolist() == [2, 1]
+
+
+def test_metric_values_match_a_per_key_loop():
+    gen = torch.Generator().manual_seed(3)
+    comps = torch.randint(0, 3, (48, 3), generator=gen).double()
+    comps[torch.rand(48, 3, generator=gen) < 0.2] = NAN
+    comps[:4, 2] = NAN  # one all-missing group for key 2
+    comps[4:8, 1] = 1.0  # one constant group for key 1
+    keys = ["a", "b", "c"]
+    index = [i // 4 for i in range(48)]
+    c = GDPOConfig.from_algorithm({"gdpo_reward_keys": keys})
+    _, m = compute_gdpo(comps, index, torch.ones(48), c)
+    for k, key in enumerate(keys):
+        col = comps[:, k]
+        vals = col[~torch.isnan(col)]
+        assert m[f"gdpo/{key}/missing_frac"] == pytest.approx(1 - vals.numel() / 48)
+        assert m[f"gdpo/{key}/mean"] == pytest.approx(float(vals.mean()))
+        assert m[f"gdpo/{key}/std"] == pytest.approx(float(vals.std(unbiased=False)))
+        assert (m[f"gdpo/{key}/min"], m[f"gdpo/{key}/max"]) == (float(vals.min()), float(vals.max()))
+        groups = [col[g * 4 : g * 4 + 4] for g in range(12)]
+        flat = sum(1 for g in groups if g[~torch.isnan(g)].unique().numel() <= 1)
+        assert m[f"gdpo/{key}/zero_var_frac"] == pytest.approx(flat / 12)
+
+
+def test_metrics_skip_stats_of_an_all_missing_key():
+    comps = torch.tensor([[1.0, NAN], [0.0, NAN], [1.0, NAN], [0.0, NAN]])
+    _, m = compute_gdpo(comps, [0, 0, 1, 1], torch.ones(4), cfg())
+    assert m["gdpo/correct/missing_frac"] == 1.0 and "gdpo/correct/mean" not in m
+    assert m["gdpo/correct/adv_share"] == 0.0 and m["gdpo/format/adv_share"] == pytest.approx(1.0)
