@@ -184,8 +184,15 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
     for target, spec in raw.items():
         if target not in keys:
             raise GDPOConfigError(f"algorithm.gdpo.conditions: {target!r} is not in gdpo_reward_keys={list(keys)}")
+        if isinstance(spec, Mapping) and True in spec:  # YAML 1.1 reads an unquoted `on:` key as True
+            spec = {("on" if k is True else k): v for k, v in spec.items()}
         if not isinstance(spec, Mapping) or "on" not in spec:
             raise GDPOConfigError(f"algorithm.gdpo.conditions.{target} needs 'on' (and 'threshold'), got {spec!r}")
+        unknown = sorted(str(k) for k in spec if k not in ("on", "threshold"))
+        if unknown:
+            raise GDPOConfigError(
+                f"algorithm.gdpo.conditions.{target}: unknown option(s) {unknown}; expected 'on' and 'threshold'"
+            )
         on = spec["on"]
         if on not in keys or on == target:
             raise GDPOConfigError(

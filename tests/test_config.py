@@ -51,6 +51,7 @@ def test_conditions_resolve_to_indices():
         ({"gdpo": {"conditions": {"length": {"on": "correct"}}}}, "'length' is not in gdpo_reward_keys"),
         ({"gdpo": {"conditions": {"format": {"on": "format"}}}}, "must be another key"),
         ({"gdpo": {"conditions": {"format": {"threshold": 1}}}}, "needs 'on'"),
+        ({"gdpo": {"conditions": {"format": {"on": "correct", "treshold": 0.5}}}}, r"unknown option.*'treshold'"),
         ({"use_kl_in_reward": True, "gdpo": {"kl_in_reward": "error"}}, "refuses to drop the KL"),
         ({"gdpo": {"impl": "builtin"}}, "impl must be one of"),
     ],
@@ -58,3 +59,11 @@ def test_conditions_resolve_to_indices():
 def test_bad_settings_are_named(alg, match):
     with pytest.raises(GDPOConfigError, match=match):
         parse(**alg)
+
+
+def test_condition_yaml_on_key_read_as_true():
+    # YAML 1.1 (OmegaConf's loader) turns an unquoted `on:` key into True; it still means `on`.
+    raw = OmegaConf.to_container(OmegaConf.create("format:\n  on: correct\n  threshold: 0.5\n"))
+    assert True in raw["format"]
+    (c,) = parse(gdpo={"conditions": raw}).conditions
+    assert (c.target, c.on, c.threshold) == (0, 1, 0.5)
