@@ -3,7 +3,8 @@
     python scripts/bench_advantage.py [--shapes 1024x3x256,8192x3x1024,32768x3x2048] [--repeats 7] [--group 8]
 
 Shapes are BxKxT (responses x rewards x tokens). Each estimator is called the way verl calls it (legacy trainer:
-token_level_rewards, response_mask, uid index, config, non_tensor_batch, batch) and timed as the median of repeats.
+token_level_rewards, response_mask, uid index, config, non_tensor_batch, batch) and timed as the median of repeats;
+the repeats of the three are interleaved, so load on a shared machine affects every ratio alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -35,14 +37,19 @@ def make_inputs(b: int, k: int, t: int, group: int, seed: int = 0) -> dict:
     return {"rewards": rewards, "mask": mask, "uid": uid, "comps": comps, "batch": batch, "cfg": cfg}
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(fns: dict[str, Callable[[], object]], repeats: dict[str, int]) -> dict[str, float]:
+    """Median wall time of each function, with the repeats interleaved (one call of each per round), so a burst of
+    load on a shared machine hits every estimator alike instead of skewing one ratio."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(max(repeats.values())):
+        for name, fn in fns.items():
+            if i < repeats[name]:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -73,10 +80,15 @@ def main() -> None:
         x = make_inputs(b, k, t, args.group)
         legacy = (x["rewards"], x["mask"], x["uid"])
         full = {"config": x["cfg"], "non_tensor_batch": x["comps"], "batch": x["batch"]}
+        fns = {
+            "builtin": partial(builtin, *legacy, **full),
+            "grpo": partial(grpo_vec, *legacy, config=x["cfg"]),
+            "ours": partial(ours, *legacy, **full),
+        }
+        reps = {"builtin": args.builtin_repeats, "grpo": args.repeats, "ours": args.repeats}
         with torch.no_grad():
-            t_builtin = median_seconds(partial(builtin, *legacy, **full), args.builtin_repeats)
-            t_grpo = median_seconds(partial(grpo_vec, *legacy, config=x["cfg"]), args.repeats)
-            t_ours = median_seconds(partial(ours, *legacy, **full), args.repeats)
+            med = median_seconds(fns, reps)
+        t_builtin, t_grpo, t_ours = med["builtin"], med["grpo"], med["ours"]
         cells = (f"{t_builtin * 1e3:.1f}ms", f"{t_grpo * 1e3:.1f}ms", f"{t_ours * 1e3:.1f}ms")
         ratios = (f"{t_builtin / t_ours:.1f}x", f"{t_ours / t_grpo:.2f}x")
         print("".join(f"{c:>17}" for c in (shape, *cells, *ratios)))
