@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
+from gdpo_verl.yaml_keys import condition_keys
 
 KL_MODES = ("raw", "component", "error")
 IMPLS = ("gdpo_verl", "verl")
@@ -184,8 +185,7 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
     for target, spec in raw.items():
         if target not in keys:
             raise GDPOConfigError(f"algorithm.gdpo.conditions: {target!r} is not in gdpo_reward_keys={list(keys)}")
-        if isinstance(spec, Mapping) and True in spec:  # YAML 1.1 reads an unquoted `on:` key as True
-            spec = {("on" if k is True else k): v for k, v in spec.items()}
+        spec = condition_keys(spec)
         if not isinstance(spec, Mapping) or "on" not in spec:
             raise GDPOConfigError(f"algorithm.gdpo.conditions.{target} needs 'on' (and 'threshold'), got {spec!r}")
         unknown = sorted(str(k) for k in spec if k not in ("on", "threshold"))

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..yaml_keys import condition_keys
 from .pool import CallOutcome, RewardPool
 from .suites import SUITES, check_fn_spec
 
@@ -106,9 +107,7 @@ def _spec(entry: Mapping[str, Any]) -> RewardSpec:
         check_fn_spec(fn)
     except ValueError as e:
         raise RewardConfigError(str(e)) from None
-    cond = entry.get("condition")
-    if isinstance(cond, Mapping) and True in cond:  # YAML 1.1 reads an unquoted `on:` key as True
-        cond = {("on" if k is True else k): v for k, v in cond.items()}
+    cond = condition_keys(entry.get("condition"))
     if cond is not None:
         if not isinstance(cond, Mapping) or "on" not in cond or set(cond) - {"on", "threshold"}:
             raise RewardConfigError(f"reward {name!r}: condition must be {{on: <reward>, threshold: <number>}}")
