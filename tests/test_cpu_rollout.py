@@ -24,7 +24,7 @@ def built(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(built):
-    from gdpo_verl_plugins.cpu_rollout import HFServer
+    from gdpo_verl_plugins.cpu.rollout import HFServer
 
     cfg = OmegaConf.create(
         {"_target_": "verl.workers.config.RolloutConfig", "name": "hf_cpu", "prompt_length": 32, "response_length": 8}
@@ -90,7 +90,7 @@ def test_update_weights_changes_the_model_and_rejects_unknown_names(server):
 
 
 def test_adapter_forwards_full_weights_from_the_leader(monkeypatch):
-    from gdpo_verl_plugins import cpu_rollout
+    from gdpo_verl_plugins.cpu import rollout as cpu_rollout
 
     received = {}
 

@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("verl")
 pytestmark = pytest.mark.verl
 
-from gdpo_verl_plugins import cpu, cpu_patches  # noqa: E402
+from gdpo_verl_plugins import cpu  # noqa: E402
+from gdpo_verl_plugins.cpu import patches as cpu_patches  # noqa: E402
 
 
 def test_installed_verl_is_the_supported_one():
@@ -82,7 +83,7 @@ def test_replay_buffer_poll_interval_parameter():
 
 
 def test_platform_implements_every_abstract_method():
-    from gdpo_verl_plugins.cpu_platform import make_platform_class
+    from gdpo_verl_plugins.cpu.platform import make_platform_class
     from verl.plugin.platform import PlatformBase
 
     platform = make_platform_class(PlatformBase)()  # raises TypeError if verl added an abstract method
@@ -97,7 +98,7 @@ def test_engine_registry_still_honours_the_device_override():
 
 
 def test_rollout_pieces_implement_verl_interfaces():
-    from gdpo_verl_plugins.cpu_rollout import HFReplica, HFServerAdapter
+    from gdpo_verl_plugins.cpu.rollout import HFReplica, HFServerAdapter
 
     assert not inspect.isabstract(HFReplica), HFReplica.__abstractmethods__
     assert not inspect.isabstract(HFServerAdapter), HFServerAdapter.__abstractmethods__
@@ -105,7 +106,7 @@ def test_rollout_pieces_implement_verl_interfaces():
 
 def test_server_has_every_method_verl_calls_on_rollout_servers():
     """RolloutReplica and LLMServerClient call ``server.<method>.remote(...)``; HFServer must answer each one."""
-    from gdpo_verl_plugins.cpu_rollout import HFReplica, HFServer
+    from gdpo_verl_plugins.cpu.rollout import HFReplica, HFServer
     from verl.workers.rollout import llm_server, replica
 
     called = set()
@@ -141,7 +142,9 @@ def test_a_fresh_verl_process_picks_the_cpu_platform_and_rollout():
     assert out.stdout.split() == ["cpu", "HFServerAdapter", "HFReplica", "True"]
 
 
-def test_cpu_mode_off_leaves_verl_alone():
+@pytest.mark.parametrize("switch", ["0", None], ids=["off", "unset"])
+def test_cpu_mode_off_leaves_verl_alone(switch):
+    """Unset means off, even on this accelerator-less host: CPU mode never switches on by itself."""
     code = (
         "import os, verl\n"
         "from verl.workers.rollout.base import _ROLLOUT_REGISTRY\n"
@@ -150,7 +153,9 @@ def test_cpu_mode_off_leaves_verl_alone():
         " '__gdpo_cpu__'), os.environ.get('VERL_ENGINE_DEVICE'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("VERL_PLATFORM", "VERL_ENGINE_DEVICE")}
-    env[cpu.ENV] = "0"
+    env.pop(cpu.ENV, None)
+    if switch is not None:
+        env[cpu.ENV] = switch
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "False", "None"]

@@ -1,20 +1,18 @@
-"""CPU training for verl: a ``cpu`` platform and a ``transformers`` rollout, on machines without an accelerator only.
+"""CPU training for verl: a ``cpu`` platform and a ``transformers`` rollout, only when asked for.
 
 ``install()`` runs in every process that imports verl (the plugin entry point). It stays cheap: it decides whether
 CPU mode applies here, then arranges for each verl module concerned to be adjusted when verl itself imports it.
 
-* Auto: on when this host shows no accelerator (no CUDA/ROCm/NPU/XPU device, no ``nvidia-smi``/``rocm-smi``/
-  ``npu-smi``), so a GPU user's run is never touched.
-* ``GDPO_VERL_CPU=1`` forces it on, ``GDPO_VERL_CPU=0`` off.
+* Opt-in only: ``GDPO_VERL_CPU=1`` in the environment of every verl process (``gdpo-verl quickstart`` sets it; Ray
+  workers inherit it from the driver). A host without an accelerator is never switched by itself: a CPU-only head
+  node or reward worker of a GPU cluster keeps verl's own platform.
 * Only for verl :data:`SUPPORTED_VERL`; another version gets one WARNING and no change.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import shutil
 import sys
 
 logger = logging.getLogger("gdpo_verl")
@@ -27,37 +25,12 @@ PROCESS_ENV = {
     "VERL_PLATFORM": "cpu",  # pick our platform, whatever the probing order
     "VERL_ENGINE_DEVICE": "cuda",  # verl registers its FSDP engines for cuda/npu only; they run on a CPU mesh
 }
-_SMI = ("nvidia-smi", "rocm-smi", "npu-smi", "xpu-smi")
 _warned = False
 
 
-@functools.lru_cache(maxsize=1)
-def accelerator_present() -> bool:
-    """True if this host shows any accelerator (a device torch sees, or a vendor's SMI tool on PATH)."""
-    if any(shutil.which(tool) for tool in _SMI):
-        return True
-    import torch
-
-    if torch.cuda.is_available():
-        return True
-    for name in ("npu", "xpu", "mps"):
-        backend = getattr(torch, name, None) if name != "mps" else getattr(torch.backends, "mps", None)
-        try:
-            if backend is not None and backend.is_available():
-                return True
-        except Exception:  # noqa: BLE001 - a half-installed vendor module counts as absent
-            pass
-    return False
-
-
 def active() -> bool:
-    """Whether CPU mode applies in this process (``GDPO_VERL_CPU`` wins over auto-detection)."""
-    forced = os.environ.get(ENV, "").strip().lower()
-    if forced in ("1", "true", "yes", "on"):
-        return True
-    if forced in ("0", "false", "no", "off"):
-        return False
-    return not accelerator_present()
+    """Whether CPU mode was asked for in this process (``GDPO_VERL_CPU=1``)."""
+    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def verl_version() -> str | None:
@@ -91,7 +64,7 @@ def version_ok() -> bool:
 
 
 def _register_platform(module) -> None:
-    from gdpo_verl_plugins.cpu_platform import PLATFORM_NAME, make_platform_class
+    from gdpo_verl_plugins.cpu.platform import PLATFORM_NAME, make_platform_class
 
     module.PlatformRegistry.register(platform=PLATFORM_NAME)(make_platform_class(module.PlatformBase))
 
@@ -100,7 +73,7 @@ def install() -> bool:
     """Enable CPU training in this process if it applies; returns whether it did."""
     if not active() or not version_ok():
         return False
-    from gdpo_verl_plugins import cpu_patches
+    from gdpo_verl_plugins.cpu import patches as cpu_patches
     from gdpo_verl_plugins.post_import import when_imported
 
     for key, value in PROCESS_ENV.items():

@@ -21,7 +21,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "rollout_replica": ("verl.workers.rollout.replica", "RolloutReplicaRegistry"),
     "replay_poll": ("verl.trainer.ppo.v1.replay_buffer", "ReplayBuffer"),
 }
-ROLLOUT_FQN = "gdpo_verl_plugins.cpu_rollout.HFServerAdapter"
+ROLLOUT_FQN = "gdpo_verl_plugins.cpu.rollout.HFServerAdapter"
 # The V1 trainer polls TransferQueue every 2 s for finished rollouts; a tiny CPU step takes ~1 s of work.
 POLL_INTERVAL_S = 0.2
 
@@ -59,7 +59,7 @@ def patch_rollout_replica(module: ModuleType) -> None:
     """Public registry, imported lazily: register the CPU replica under the rollout name."""
 
     def _load():
-        from gdpo_verl_plugins.cpu_rollout import HFReplica
+        from gdpo_verl_plugins.cpu.rollout import HFReplica
 
         return HFReplica
 

@@ -79,7 +79,7 @@ def _mem_get_info(*args: Any, **kwargs: Any) -> tuple[int, int]:
 
 def _build_device_module() -> ModuleType:
     """A module with the ``torch.cuda`` functions verl calls, acting on the CPU."""
-    mod = ModuleType("gdpo_verl_plugins.cpu_device")
+    mod = ModuleType("gdpo_verl_plugins.cpu.device")
     mod.__doc__ = "torch.cuda stand-in for verl on CPU"
     table: dict[str, Any] = {
         "is_available": lambda: True,
