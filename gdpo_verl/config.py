@@ -11,7 +11,7 @@ Keys (verl's built-in gdpo uses the first two, so existing configs keep working)
     algorithm.gdpo.std_norm        {key: false}               per-reward std division (ANDed with the global flag)
     algorithm.gdpo.conditions      {target: {on: key, threshold: t}}   paper Eq. 8
     algorithm.gdpo.nan_policy      exclude | zero | error     (default exclude)
-    algorithm.gdpo.kl_in_reward    raw | component | error    (default raw; only read when use_kl_in_reward)
+    algorithm.gdpo.kl_in_reward    raw | error                (default raw; only read when use_kl_in_reward)
     algorithm.gdpo.kl_weight       1.0                        weight of the KL term
     algorithm.gdpo.impl            gdpo_verl | verl           escape hatch: ``verl`` runs verl's built-in gdpo
 """
@@ -26,7 +26,7 @@ from typing import Any
 from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
 from gdpo_verl.yaml_keys import condition_keys
 
-KL_MODES = ("raw", "component", "error")
+KL_MODES = ("raw", "error")
 IMPLS = ("gdpo_verl", "verl")
 _OPTION_KEYS = (
     "batch_norm",
@@ -94,15 +94,15 @@ class GDPOConfig:
             conditions=_conditions(keys, opts.get("conditions")),
             nan_policy=_choice("nan_policy", opts.get("nan_policy", "exclude"), NAN_POLICIES),
             use_kl_in_reward=bool(alg.get("use_kl_in_reward", False)),
-            kl_in_reward=_choice("kl_in_reward", opts.get("kl_in_reward", "raw"), KL_MODES),
+            kl_in_reward=_kl_mode(opts.get("kl_in_reward", "raw")),
             kl_weight=_finite("kl_weight", opts.get("kl_weight", 1.0)),
             impl=_choice("impl", opts.get("impl", "gdpo_verl"), IMPLS),
         )
         if cfg.use_kl_in_reward and cfg.kl_in_reward == "error":
             raise GDPOConfigError(
                 "algorithm.use_kl_in_reward=True but algorithm.gdpo.kl_in_reward=error: GDPO refuses to drop the KL "
-                "shaping. Use kl_in_reward=raw (added to the combined advantage) or component (normalized like a "
-                "reward), or move the KL into the loss (actor_rollout_ref.actor.use_kl_loss=True)."
+                "shaping. Use kl_in_reward=raw (added to the combined advantage), or move the KL into the loss "
+                "(actor_rollout_ref.actor.use_kl_loss=True)."
             )
         return cfg
 
@@ -137,6 +137,16 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
     if value not in options:
         raise GDPOConfigError(f"algorithm.gdpo.{name} must be one of {list(options)}, got {value!r}")
     return str(value)
+
+
+def _kl_mode(value: Any) -> str:
+    if value == "component":
+        raise GDPOConfigError(
+            "algorithm.gdpo.kl_in_reward=component was removed (it gave rollouts with every reward missing an "
+            "advantage). Use kl_in_reward=raw (the KL shaping added to the combined advantage, the default) or put "
+            "the KL in the loss (algorithm.use_kl_in_reward=False, actor_rollout_ref.actor.use_kl_loss=True)."
+        )
+    return _choice("kl_in_reward", value, KL_MODES)
 
 
 def _weights(keys: tuple[str, ...], raw: Any) -> tuple[float, ...]:

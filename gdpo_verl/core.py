@@ -146,7 +146,8 @@ def gdpo_advantages(
 
     rewards: (B, K) components (NaN = missing). index: (B,) group labels. weights: (K,), default all 1.
     lengths: (B,) response lengths (for ``token`` mode).
-    extra: (B,) term added to A_sum before the batch step (e.g. the sequence-level KL shaping), NaN-free.
+    extra: (B,) term added to A_sum before the batch step (e.g. the sequence-level KL shaping). A non-finite entry
+    is missing: that rollout gets no extra term, and the count is ``stats["extra_nonfinite"]``.
     """
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be (batch, n_rewards), got shape {tuple(rewards.shape)}")
@@ -161,9 +162,13 @@ def gdpo_advantages(
     gid = gid.to(r.device)
     per_reward = group_normalize(r, gid, n_groups, eps_group, torch.as_tensor(scale_by_std))
     combined = per_reward @ w.to(r.device)
+    stats: dict[str, float] = {}
     if extra is not None:
-        combined = combined + extra.to(torch.float64)
+        extra = extra.to(device=r.device, dtype=torch.float64)
+        finite = torch.isfinite(extra)
+        stats["extra_nonfinite"] = float((~finite).sum())
+        combined = combined + torch.where(finite, extra, torch.zeros_like(extra))
     counted = ~torch.isnan(r).all(dim=1)
     adv, mean, std = batch_normalize(combined, counted, batch_norm, eps_batch, lengths)
-    stats = {"batch_mean": mean, "batch_std": std}
+    stats.update(batch_mean=mean, batch_std=std)
     return GDPOResult(adv, per_reward, combined, counted, r, gid, stats)

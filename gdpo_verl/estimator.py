@@ -6,6 +6,7 @@ Torch only. The verl adapter (``gdpo_verl_plugins.adv_estimator``) gathers the r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -13,6 +14,9 @@ import torch
 from gdpo_verl.config import GDPOConfig
 from gdpo_verl.core import gdpo_advantages
 from gdpo_verl.metrics import gdpo_metrics
+
+logger = logging.getLogger("gdpo_verl")
+_warned: set[str] = set()
 
 
 class MissingRewardError(ValueError):
@@ -27,7 +31,9 @@ def compute_gdpo(
     kl_shaping: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """components: (B, K) in ``cfg.reward_keys`` order, NaN or +-inf = missing. lengths: (B,) response lengths.
-    kl_shaping: (B,) sequence sum of (token_level_rewards - token_level_scores), read when ``use_kl_in_reward``.
+    kl_shaping: (B,) sequence sum of (token_level_rewards - token_level_scores), read when ``use_kl_in_reward``;
+    a non-finite value (e.g. a reference log-prob of -inf) drops that rollout's KL term, counted in
+    ``gdpo/kl/nonfinite_frac`` and warned once.
     Returns (scalar advantages (B,) float64, metrics). Broadcast them with :func:`to_tokens`."""
     keys, weights = list(cfg.reward_keys), list(cfg.weights)
     r = components.to(torch.float64)
@@ -39,17 +45,12 @@ def compute_gdpo(
     if cfg.nan_policy == "zero":
         r = torch.nan_to_num(r, nan=0.0)
 
-    scale = list(cfg.std_norm) or [True] * len(keys)
     extra = None
     if cfg.use_kl_in_reward:
         if kl_shaping is None:
             raise ValueError("use_kl_in_reward=True but no KL shaping (token_level_rewards - token_level_scores) given")
-        kl = torch.nan_to_num(kl_shaping.to(torch.float64), nan=0.0)
-        if cfg.kl_in_reward == "component":  # normalized per group like a reward
-            r = torch.cat([r, kl.unsqueeze(-1)], dim=1)
-            keys, weights, scale = keys + ["kl"], weights + [cfg.kl_weight], scale + [scale[0]]
-        else:  # raw: added to A_sum as is, so the KL coefficient keeps its meaning against normalized advantages
-            extra = cfg.kl_weight * kl
+        # raw: added to A_sum as is, so the KL coefficient keeps its meaning against normalized advantages
+        extra = cfg.kl_weight * kl_shaping.to(torch.float64)
 
     result = gdpo_advantages(
         r,
@@ -57,7 +58,7 @@ def compute_gdpo(
         weights,
         eps_group=cfg.eps_group,
         eps_batch=cfg.eps_batch,
-        scale_by_std=scale,
+        scale_by_std=list(cfg.std_norm) or True,
         batch_norm=cfg.batch_norm,
         conditions=cfg.conditions,
         lengths=lengths,
@@ -65,8 +66,23 @@ def compute_gdpo(
     )
     metrics = gdpo_metrics(result, keys, weights, cfg.eps_group)
     if extra is not None:
-        metrics["gdpo/kl/mean"] = float(extra.mean())
+        finite = torch.isfinite(extra)
+        n_bad = int(result.stats["extra_nonfinite"])
+        metrics["gdpo/kl/mean"] = float(extra[finite].mean()) if bool(finite.any()) else 0.0
+        metrics["gdpo/kl/nonfinite_frac"] = n_bad / max(extra.numel(), 1)
+        if n_bad:
+            _warn_once(
+                "kl_nonfinite",
+                f"GDPO: {n_bad} of {extra.numel()} rollouts have a non-finite KL shaping value (e.g. a reference "
+                "log-prob of -inf); their KL term is left out (counted in gdpo/kl/nonfinite_frac; warned once)",
+            )
     return result.advantages, metrics
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
 
 
 def to_tokens(scalars: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

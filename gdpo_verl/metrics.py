@@ -32,15 +32,16 @@ def distinct_per_group(values: torch.Tensor, gid: torch.Tensor, decimals: int = 
 
 
 def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tensor, eps: float) -> dict[str, float]:
-    """Distinct advantage values per group under GDPO (A_sum) vs what GRPO would give for the same rewards
-    (weighted sum of raw components, then group z-score), averaged over groups of 2 or more rollouts."""
+    """Distinct advantage values per group under GDPO (the rewards' part of A_sum, sum_k w_k A_k, without any KL
+    term) vs what GRPO would give for the same rewards (weighted sum of raw components, then group z-score),
+    averaged over groups of 2 or more rollouts."""
     sizes = torch.bincount(gid)
     multi = sizes >= 2
     if not bool(multi.any()):
         return {}
     summed = torch.nan_to_num(result.rewards, nan=0.0) @ weights
     grpo = group_normalize(summed.unsqueeze(-1), gid, int(sizes.numel()), eps).squeeze(-1)
-    d_gdpo = distinct_per_group(result.combined, gid)[multi].to(torch.float64)
+    d_gdpo = distinct_per_group(result.per_reward @ weights, gid)[multi].to(torch.float64)
     d_grpo = distinct_per_group(grpo, gid)[multi].to(torch.float64)
     return {
         "gdpo/collapse/distinct_gdpo": float(d_gdpo.mean()),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from gdpo_verl.config import GDPOConfig
+from gdpo_verl import estimator
+from gdpo_verl.config import GDPOConfig, GDPOConfigError
 from gdpo_verl.estimator import MissingRewardError, compute_gdpo, to_tokens
 from gdpo_verl.metrics import distinct_per_group
 
@@ -46,11 +49,45 @@ def test_kl_in_reward_is_never_dropped():
     kl = torch.tensor([-0.1, -0.5, 0.0, -0.2, -0.3, 0.0])
     base, _ = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg())
     raw, metrics = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True), kl)
-    comp, cmetrics = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True, kl_in_reward="component"), kl)
-    assert not torch.allclose(raw, base) and not torch.allclose(comp, base)
-    assert "gdpo/kl/mean" in metrics and "gdpo/kl/adv_share" in cmetrics
+    assert not torch.allclose(raw, base)
+    assert metrics["gdpo/kl/mean"] == pytest.approx(float(kl.mean())) and metrics["gdpo/kl/nonfinite_frac"] == 0.0
     with pytest.raises(ValueError, match="no KL shaping"):
         compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True))
+
+
+@pytest.mark.parametrize("bad", [float("-inf"), float("inf"), NAN])
+def test_nonfinite_kl_is_missing_for_its_rollout_only(bad, caplog):
+    kl = torch.tensor([-0.1, -0.5, 0.0, -0.2, -0.3, 0.0], dtype=torch.float64)
+    broken = kl.clone()
+    broken[1] = bad
+    estimator._warned.clear()
+    with caplog.at_level("WARNING", logger="gdpo_verl"):
+        out, m = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True), broken)
+        compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True), broken)
+    assert torch.isfinite(out).all() and bool((out != 0).any())
+    # same as that rollout having no KL term at all
+    dropped = kl.clone()
+    dropped[1] = 0.0
+    expected, _ = compute_gdpo(COMPONENTS, INDEX, LENGTHS, cfg(use_kl_in_reward=True), dropped)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert m["gdpo/kl/nonfinite_frac"] == pytest.approx(1 / 6)
+    assert m["gdpo/kl/mean"] == pytest.approx(float(kl[[0, 2, 3, 4, 5]].mean()))
+    assert math.isfinite(m["gdpo/batch/std"])
+    assert sum("non-finite KL" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_kl_in_reward_component_mode_was_removed():
+    with pytest.raises(GDPOConfigError, match="kl_in_reward=component was removed.*kl_in_reward=raw"):
+        cfg(use_kl_in_reward=True, kl_in_reward="component")
+
+
+def test_collapse_metrics_ignore_the_kl_term():
+    # every reward is flat inside its group: no reward signal, whatever the KL term does
+    comps = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    kl = torch.tensor([-0.1, -0.4, -0.2, 0.3])
+    _, m = compute_gdpo(comps, [0, 0, 1, 1], torch.ones(4), cfg(use_kl_in_reward=True), kl)
+    assert m["gdpo/collapse/distinct_gdpo"] == 1.0
+    assert m["gdpo/collapse/grpo_collapsed_frac"] == 0.0
 
 
 def test_to_tokens_broadcasts_under_mask():
