@@ -54,6 +54,52 @@ def manager_config(config: Any) -> tuple[Any, Any, int | None]:
     return section, keys, workers
 
 
+def response_ids(item: Any) -> Any:
+    """The response's own token ids (no padding) of one verl ``DataProtoItem``.
+
+    Multi-output agent-loop sessions are scored on a batch whose rows are padded independently (prompts, responses
+    and the joint attention mask each to their own longest row), so the tail of ``attention_mask`` is not the
+    response's: verl carries each output's ``response_len`` there. Elsewhere the response part of the attention mask
+    (after the prompt's width) marks the real tokens, wherever the padding sits.
+    """
+    responses = item.batch["responses"]
+    length = item.non_tensor_batch.get("response_len")
+    if length is not None:
+        return responses[: int(length)]
+    mask = item.batch["attention_mask"]
+    start = item.batch["prompts"].shape[-1] if "prompts" in item.batch.keys() else mask.shape[-1] - responses.shape[-1]
+    return responses[mask[start : start + responses.shape[-1]].bool()]
+
+
+def refuse_unused_reward_settings(config: Any) -> None:
+    """Stop at manager start on reward settings gdpo_multi cannot honour.
+
+    A reward model: with ``reward.reward_model.enable`` verl sends every sample to the model (or, with a custom
+    reward function, to that function through this manager, the model unused), so the components never exist.
+    ``reward.custom_reward_function``: this manager runs only the functions of ``reward.gdpo_multi``.
+    """
+    from gdpo_verl.rewards.manager import RewardConfigError
+
+    reward = config.get("reward") if hasattr(config, "get") else None
+    if reward is None:
+        return
+    model = reward.get("reward_model") or {}
+    if model.get("enable"):
+        raise RewardConfigError(
+            "reward.reward_manager.name=gdpo_multi does not support a reward model: with "
+            "reward.reward_model.enable=True verl scores every sample with the model and the GDPO reward components "
+            "are never computed. Set reward.reward_model.enable=False and list your rewards in "
+            "reward.gdpo_multi.rewards, or use another reward manager for a model-scored run."
+        )
+    custom = reward.get("custom_reward_function") or {}
+    if custom.get("path"):
+        raise RewardConfigError(
+            f"reward.reward_manager.name=gdpo_multi does not run reward.custom_reward_function ({custom.get('path')}): "
+            "list the function in reward.gdpo_multi.rewards as {name: <key>, fn: '<path>:<function>'} and unset "
+            "reward.custom_reward_function.path"
+        )
+
+
 def make_manager_class() -> type:
     """Build the verl RewardManagerBase subclass (verl imported here, when verl itself has loaded it)."""
     from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
@@ -65,24 +111,16 @@ def make_manager_class() -> type:
 
         def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
             super().__init__(config, tokenizer, compute_score)
+            refuse_unused_reward_settings(config)
             section, keys, n_workers = manager_config(config)
             cfg = parse_config(section)
             validate_against_keys(cfg, keys)
-            custom = config.get("reward", {}).get("custom_reward_function", {}) or {}
-            if custom.get("path"):
-                logger.warning(
-                    "gdpo_multi ignores reward.custom_reward_function (%s); list it in "
-                    "reward.gdpo_multi.rewards as fn: '<path>:<function>' instead",
-                    custom.get("path"),
-                )
             self.scorer = MultiRewardScorer(cfg, default_workers(n_workers))
             self.reward_keys = cfg.names
 
         async def run_single(self, data) -> dict:
             item = data[-1]  # multi-output sessions: the final output is scored (like verl's naive manager)
-            response_ids = item.batch["responses"]
-            valid = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
-            ids = response_ids[:valid]
+            ids = response_ids(item)
             loop = asyncio.get_running_loop()  # not self.loop: callers may drive us from another loop
             text = await loop.run_in_executor(None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True))
             ntb = item.non_tensor_batch
@@ -94,7 +132,7 @@ def make_manager_class() -> type:
                 "solution_str": text,
                 "ground_truth": (ntb.get("reward_model") or {}).get("ground_truth"),
                 "extra_info": extra_info,
-                "num_tokens": valid,
+                "num_tokens": int(ids.shape[-1]),
             }
             out = await self.scorer.score(payload)
             return {"reward_score": out["score"], "reward_extra_info": out}

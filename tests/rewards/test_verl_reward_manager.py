@@ -47,12 +47,12 @@ def test_registry_api_is_what_the_plugin_uses():
     assert registry.get_reward_manager_cls(plugin.NAME) is plugin._registered[plugin.NAME]
 
 
-def _compose(extra=()):
+def _compose(extra=(), base=OVERRIDES):
     from hydra import compose, initialize_config_dir
 
     config_dir = Path(verl.__file__).parent / "trainer" / "config"
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        return compose(config_name="ppo_trainer", overrides=[*OVERRIDES, *extra])
+        return compose(config_name="ppo_trainer", overrides=[*base, *extra])
 
 
 class CharTokenizer:
@@ -118,21 +118,80 @@ def test_user_reward_file_in_hydra_override(tmp_path):
 
     f = tmp_path / "mine.py"
     f.write_text("def shout(solution_str, **_):\n    return float(solution_str.isupper())\n")
-    from hydra import compose, initialize_config_dir
-
-    config_dir = Path(verl.__file__).parent / "trainer" / "config"
-    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        cfg = compose(
-            config_name="ppo_trainer",
-            overrides=[
-                "reward.reward_manager.name=gdpo_multi",
-                f"+reward.gdpo_multi.rewards=[{{name:shout,fn:'{f}:shout'}}]",
-                "+reward.gdpo_multi.max_workers=1",
-            ],
-        )
+    rewards = f"+reward.gdpo_multi.rewards=[{{name:shout,fn:'{f}:shout'}}]"
+    cfg = _compose(base=["reward.reward_manager.name=gdpo_multi", rewards, "+reward.gdpo_multi.max_workers=1"])
     manager = load_reward_manager(cfg, CharTokenizer())
     try:
         out = asyncio.run(manager.run_single(_sample("HELLO", "")))
         assert out["reward_extra_info"]["shout"] == 1.0
     finally:
         manager.scorer.close()
+
+
+def _echo_manager(tmp_path, extra=()):
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    f = tmp_path / "echo.py"
+    f.write_text(
+        "def tokens(num_tokens, **_):\n    return float(num_tokens)\n\n"
+        "def exact(solution_str, **_):\n    return float(solution_str == 'abc')\n\n"
+        "compute_score = exact\n"
+    )
+    rewards = f"+reward.gdpo_multi.rewards=[{{name:tokens,fn:'{f}:tokens'}},{{name:exact,fn:'{f}:exact'}}]"
+    base = ["reward.reward_manager.name=gdpo_multi", rewards, "+reward.gdpo_multi.max_workers=0"]
+    cfg = _compose([o.format(echo=f) for o in extra], base)
+    return load_reward_manager(cfg, CharTokenizer())
+
+
+def _rows(prompts, responses, masks, non_tensors=None):
+    import torch
+    from verl import DataProto
+
+    return DataProto.from_dict(
+        tensors={
+            "prompts": torch.tensor(prompts),
+            "responses": torch.tensor(responses),
+            "attention_mask": torch.tensor(masks),
+        },
+        non_tensors={
+            "data_source": np.array(["x"] * len(prompts), dtype=object),
+            "reward_model": np.array([{"ground_truth": ""}] * len(prompts), dtype=object),
+            **(non_tensors or {}),
+        },
+    )
+
+
+def test_response_tokens_exclude_padding_wherever_it_sits(tmp_path):
+    a, b, c, q = (ord(ch) for ch in "abcq")
+    manager = _echo_manager(tmp_path)
+    try:
+        # padding inside the response part, on the left and in the middle (prompt of width 2)
+        left = _rows([[q, q]], [[0, 0, a, b, c]], [[1, 1, 0, 0, 1, 1, 1]])
+        middle = _rows([[q, q]], [[a, 0, b, c, 0]], [[1, 1, 1, 0, 1, 1, 0]])
+        # a multi-output agent-loop session as verl scores it: each row padded on its own, the final output has a
+        # shorter prompt than the first, and verl carries each output's prompt/response lengths
+        session = _rows(
+            [[q, q, q, q, q, q], [q, q, 0, 0, 0, 0]],
+            [[a, b, 0], [a, b, c]],
+            [[1] * 8, [1] * 5 + [0] * 3],
+            {"prompt_len": np.array([6, 2]), "response_len": np.array([2, 3])},
+        )
+        for data in (left, middle, session):
+            info = asyncio.run(manager.run_single(data))["reward_extra_info"]
+            assert (info["tokens"], info["exact"]) == (3.0, 1.0)
+    finally:
+        manager.scorer.close()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("reward.reward_model.enable=True", r"does not support a reward model.*reward\.reward_model\.enable=False"),
+        ("reward.custom_reward_function.path={echo}", r"list the function in reward\.gdpo_multi\.rewards"),
+    ],
+)
+def test_settings_gdpo_multi_cannot_honour_stop_at_start(tmp_path, override, message):
+    from gdpo_verl.rewards.manager import RewardConfigError
+
+    with pytest.raises(RewardConfigError, match=message):
+        _echo_manager(tmp_path, [override])
