@@ -30,7 +30,14 @@ class MissingRewardKeyError(KeyError):
 
 def _as_floats(key: str, values: Any) -> np.ndarray:
     """One reward column -> float64 with NaN for None/missing; anything non-numeric is an error naming the key."""
-    arr = np.asarray(values)
+    if isinstance(values, torch.Tensor):  # any dtype numpy lacks (bf16) included
+        values = values.detach().to("cpu", torch.float64).numpy()
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, RuntimeError):  # e.g. bf16 0-d tensors, which numpy cannot convert
+        arr = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            arr[i] = v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
     if arr.dtype != object:
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
             raise TypeError(f"GDPO reward key {key!r} holds non-numeric values of dtype {arr.dtype}")
