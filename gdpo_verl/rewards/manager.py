@@ -169,8 +169,8 @@ def validate_against_keys(cfg: MultiRewardConfig, reward_keys: Sequence[str] | N
 
 
 def signature(values: Sequence[float]) -> float:
-    """Deterministic hash of a component vector as a float in [0, 1) (53 bits; NaN is its own value)."""
-    text = ",".join("nan" if math.isnan(v) else f"{v:.12g}" for v in values)
+    """Deterministic hash of a component vector as a float in [0, 1) (53 bits; NaN is its own value; -0.0 is 0.0)."""
+    text = ",".join("nan" if math.isnan(v) else f"{v + 0.0:.12g}" for v in values)
     h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
     return (h >> 11) / float(1 << 53)
 

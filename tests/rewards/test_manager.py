@@ -103,6 +103,11 @@ def test_signature_separates_vectors_with_equal_totals():
     assert signature((1.0, 0.0)) == signature((1.0, 0.0)) == signature((1, 0))
 
 
+def test_signature_treats_negative_zero_as_zero():
+    assert signature((-0.0, 1.0)) == signature((0.0, 1.0))
+    assert signature((-0.0, -0.0)) == signature((0, 0))
+
+
 def _user_module(tmp_path) -> str:
     path = tmp_path / "user_rewards.py"
     path.write_text(
