@@ -16,6 +16,7 @@ parsed scores NaN (missing; the manager counts and logs it).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -69,7 +70,19 @@ def parse_calls(text: str) -> list[dict]:
 
 
 def parse_ground_truth(ground_truth: Any) -> tuple[list[dict], bool, bool]:
-    """(gold calls, expects a tool_call block, expects a response block)."""
+    """(gold calls, expects a tool_call block, expects a response block). ``format`` and ``correctness`` both read
+    the ground truth here; a string is parsed once per worker (cached), whatever its form (tags or JSON)."""
+    if isinstance(ground_truth, str):
+        return _parse_text_ground_truth(ground_truth)
+    return _parse_ground_truth(ground_truth)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text_ground_truth(text: str) -> tuple[list[dict], bool, bool]:
+    return _parse_ground_truth(text)
+
+
+def _parse_ground_truth(ground_truth: Any) -> tuple[list[dict], bool, bool]:
     gt = ground_truth
     if isinstance(gt, str) and ("<tool_call>" in gt or "<response>" in gt):
         return parse_calls(gt), "<tool_call>" in gt, "<response>" in gt
@@ -95,16 +108,12 @@ def _pattern(tool: bool, response: bool) -> re.Pattern:
 
 
 def format(solution_str: str, ground_truth: Any, **_: Any) -> float:  # noqa: A001 - the reward's name
-    """1.0 when the response has the think/tool_call/response layout the ground truth needs, else 0.0."""
-    if isinstance(ground_truth, str):
-        tool, response = "<tool_call>" in ground_truth, "<response>" in ground_truth
-        if not (tool or response):
-            tool, response = True, False
-    else:
-        try:
-            _, tool, response = parse_ground_truth(ground_truth)
-        except ValueError:
-            return math.nan
+    """1.0 when the response has the think/tool_call/response layout the ground truth needs, else 0.0; NaN for a
+    ground truth that cannot be parsed (read by :func:`parse_ground_truth`, as ``correctness`` reads it)."""
+    try:
+        _, tool, response = parse_ground_truth(ground_truth)
+    except (ValueError, TypeError):
+        return math.nan
     text = solution_str.strip()
     expected = (
         {"<think>", "</think>"}

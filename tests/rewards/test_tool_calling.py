@@ -117,3 +117,23 @@ def test_hungarian_matches_brute_force():
         total, pairs = max_weight_matching(w)
         assert total == pytest.approx(best)
         assert len({r for r, _ in pairs}) == len(pairs) == len({c for _, c in pairs})
+
+
+@pytest.mark.parametrize(
+    ("gold", "resp"),
+    [
+        (json.dumps({"tool_calls": [], "response": "Hello!"}), answer(response="Hi there.")),
+        (json.dumps({"tool_calls": [{"name": "f", "parameters": {"a": 1}}]}), answer(call("f", a=1))),
+        (json.dumps([{"name": "f", "parameters": {"a": 1}}]), answer(call("f", a=1))),
+    ],
+)
+def test_json_string_ground_truth_format_and_correctness_agree(gold, resp):
+    """Both rewards read the same expectation (tool call or not) from a JSON-string ground truth."""
+    assert tc.correctness(resp, gold) == 3.0
+    assert tc.format(resp, gold) == 1.0
+    assert tc.format(resp, json.loads(gold)) == 1.0
+
+
+def test_unparseable_string_ground_truth_is_nan_for_both():
+    assert math.isnan(tc.format(answer(call("a")), "just words"))
+    assert math.isnan(tc.correctness(answer(call("a")), "just words"))
