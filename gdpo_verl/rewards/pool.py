@@ -12,7 +12,6 @@ queued tasks go back to the front of the queue. A crashed worker is handled the 
 
 from __future__ import annotations
 
-import atexit
 import collections
 import itertools
 import os
@@ -125,8 +124,8 @@ class RewardPool:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
         self._env = env
-        self._finalizer = weakref.finalize(self, RewardPool._shutdown, self._workers, self._wake_w)
-        atexit.register(self._finalizer)
+        # closes the wake pipe and kills the workers on close(), garbage collection or exit
+        self._finalizer = weakref.finalize(self, RewardPool._shutdown, self._workers, (self._wake_r, self._wake_w))
 
     def submit(self, payload: dict[str, Any], calls: list[tuple[str, dict[str, Any]]], timeouts: list[float]) -> Future:
         fut: Future = Future()
@@ -141,33 +140,38 @@ class RewardPool:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="gdpo-reward-pool", daemon=True)
                 self._thread.start()
-        os.write(self._wake_w, b"x")
+            os.write(self._wake_w, b"x")  # under the lock: close() cannot have closed the pipe
         return fut
 
     def close(self) -> None:
         with self._lock:
+            if not self._finalizer.alive:
+                return
             self._closed = True
-        try:
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
         if self._thread is not None:
             self._thread.join(timeout=10)
-        tasks = list(self._pending) + [t for w in self._workers for t in w.tasks]
-        self._finalizer()
+        with self._lock:
+            tasks = list(self._pending) + [t for w in self._workers for t in w.tasks]
+            self._finalizer()
         self._pending.clear()
         for task in tasks:
             if not task.future.done():
                 task.future.set_exception(RuntimeError("RewardPool closed"))
 
     @staticmethod
-    def _shutdown(workers: list[_Worker], wake_w: int) -> None:
+    def _shutdown(workers: list[_Worker], wake_fds: tuple[int, int]) -> None:
         for w in list(workers):
             try:
                 w.kill()
             except OSError:
                 pass
         workers.clear()
+        for fd in wake_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     @staticmethod
     def _run_inline(task: _Task) -> None:

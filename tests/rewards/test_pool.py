@@ -3,7 +3,9 @@ payload too big for the worker's pipe never blocks the dispatcher."""
 
 from __future__ import annotations
 
+import gc
 import math
+import os
 import textwrap
 import time
 
@@ -83,3 +85,23 @@ def test_close_resolves_queued_and_running_tasks(fns):
     for f in futs:
         with pytest.raises(RuntimeError, match="closed"):
             f.result(timeout=5)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_close_and_garbage_collection_release_every_descriptor(fns):
+    before = _open_fds()
+    for _ in range(3):
+        pool = RewardPool(1)
+        assert _run(pool, f"{fns}:size", 30, solution="abc").result(timeout=60)[0].value == 3.0
+        pool.close()
+        pool.close()  # idempotent
+    for _ in range(3):
+        RewardPool(2)  # never used: dropped at once
+    gc.collect()
+    assert _open_fds() == before
+    with pytest.raises(RuntimeError, match="closed"):
+        _run(pool, f"{fns}:size", 30)
