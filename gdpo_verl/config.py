@@ -14,6 +14,8 @@ Keys (verl's built-in gdpo uses the first two, so existing configs keep working)
     algorithm.gdpo.kl_in_reward    raw | error                (default raw; only read when use_kl_in_reward)
     algorithm.gdpo.kl_weight       1.0                        weight of the KL term
     algorithm.gdpo.impl            gdpo_verl | verl           escape hatch: ``verl`` runs verl's built-in gdpo
+    algorithm.gdpo.aggregation     gdpo | saturation | cv | group_variance | conflict | <entry point> | module:fn
+    algorithm.gdpo.aggregation_args {...}                     the aggregation's options (docs/aggregations.md)
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _OPTION_KEYS = (
     "kl_in_reward",
     "kl_weight",
     "impl",
+    "aggregation",
+    "aggregation_args",
 )
 
 
@@ -59,6 +63,8 @@ class GDPOConfig:
     kl_in_reward: str = "raw"
     kl_weight: float = 1.0
     impl: str = "gdpo_verl"
+    aggregation: str = "gdpo"
+    aggregation_args: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> GDPOConfig:
@@ -97,6 +103,7 @@ class GDPOConfig:
             kl_in_reward=_kl_mode(opts.get("kl_in_reward", "raw")),
             kl_weight=_finite("kl_weight", opts.get("kl_weight", 1.0)),
             impl=_choice("impl", opts.get("impl", "gdpo_verl"), IMPLS),
+            **_aggregation(keys, opts),
         )
         if cfg.use_kl_in_reward and cfg.kl_in_reward == "error":
             raise GDPOConfigError(
@@ -211,3 +218,17 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
         threshold = _finite(f"conditions.{target}.threshold", spec.get("threshold", 1.0))
         out.append(Condition(keys.index(target), keys.index(on), threshold))
     return tuple(out)
+
+
+# --- multi-reward aggregation (gdpo_verl.aggregations) ---------------------------------------------------------------
+def _aggregation(keys: tuple[str, ...], opts: Mapping[str, Any]) -> dict[str, Any]:
+    from gdpo_verl.aggregations import DEFAULT, AggregationError, validate
+
+    name = opts.get("aggregation", DEFAULT)
+    if not isinstance(name, str) or not name:
+        raise GDPOConfigError(f"algorithm.gdpo.aggregation must be a name, got {name!r}")
+    try:
+        args = validate(name, opts.get("aggregation_args"), keys)
+    except AggregationError as e:
+        raise GDPOConfigError(f"algorithm.gdpo.aggregation={name!r}: {e}") from None
+    return {"aggregation": name, "aggregation_args": tuple(args.items())}

@@ -14,7 +14,7 @@ a sample with every reward missing gets 0 and is left out of the batch statistic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +41,7 @@ class GDPOResult:
     rewards: torch.Tensor  # (B, K) components after conditioning / NaN policy (NaN = missing)
     gid: torch.Tensor  # (B,) dense group ids
     stats: dict[str, float] = field(default_factory=dict)
+    reward_part: torch.Tensor | None = None  # (B,) A_sum without the ``extra`` term (the rewards' part)
 
 
 def group_index(index: Sequence | torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -141,6 +142,7 @@ def gdpo_advantages(
     conditions: Sequence[Condition] = (),
     lengths: torch.Tensor | None = None,
     extra: torch.Tensor | None = None,
+    combine: Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> GDPOResult:
     """GDPO scalar advantages for a batch.
 
@@ -148,6 +150,8 @@ def gdpo_advantages(
     lengths: (B,) response lengths (for ``token`` mode).
     extra: (B,) term added to A_sum before the batch step (e.g. the sequence-level KL shaping). A non-finite entry
     is missing: that rollout gets no extra term, and the count is ``stats["extra_nonfinite"]``.
+    combine: replaces Eq. 5/7 (``per_reward @ weights``): called as (rewards, gid, n_groups, per_reward, weights),
+    returns A_sum (B,) (see :mod:`gdpo_verl.aggregations`).
     """
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be (batch, n_rewards), got shape {tuple(rewards.shape)}")
@@ -161,7 +165,8 @@ def gdpo_advantages(
         raise ValueError(f"index has {gid.numel()} entries for {n_samples} samples")
     gid = gid.to(r.device)
     per_reward = group_normalize(r, gid, n_groups, eps_group, torch.as_tensor(scale_by_std))
-    combined = per_reward @ w.to(r.device)
+    w = w.to(r.device)
+    combined = reward_part = per_reward @ w if combine is None else combine(r, gid, n_groups, per_reward, w)
     stats: dict[str, float] = {}
     if extra is not None:
         extra = extra.to(device=r.device, dtype=torch.float64)
@@ -171,4 +176,4 @@ def gdpo_advantages(
     counted = ~torch.isnan(r).all(dim=1)
     adv, mean, std = batch_normalize(combined, counted, batch_norm, eps_batch, lengths)
     stats.update(batch_mean=mean, batch_std=std)
-    return GDPOResult(adv, per_reward, combined, counted, r, gid, stats)
+    return GDPOResult(adv, per_reward, combined, counted, r, gid, stats, reward_part)

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
+from gdpo_verl import aggregations
 from gdpo_verl.config import GDPOConfig
 from gdpo_verl.core import gdpo_advantages
-from gdpo_verl.metrics import gdpo_metrics
+from gdpo_verl.metrics import aggregation_metrics, gdpo_metrics
 
 logger = logging.getLogger("gdpo_verl")
 _warned: set[str] = set()
@@ -52,6 +53,7 @@ def compute_gdpo(
         # raw: added to A_sum as is, so the KL coefficient keeps its meaning against normalized advantages
         extra = cfg.kl_weight * kl_shaping.to(torch.float64)
 
+    combine, report = _combiner(cfg)
     result = gdpo_advantages(
         r,
         index,
@@ -63,8 +65,10 @@ def compute_gdpo(
         conditions=cfg.conditions,
         lengths=lengths,
         extra=extra,
+        combine=combine,
     )
     metrics = gdpo_metrics(result, keys, weights, cfg.eps_group)
+    metrics.update(aggregation_metrics(result, keys, torch.as_tensor(weights, dtype=torch.float64), report))
     if extra is not None:
         finite = torch.isfinite(extra)
         n_bad = int(result.stats["extra_nonfinite"])
@@ -77,6 +81,24 @@ def compute_gdpo(
                 "log-prob of -inf); their KL term is left out (counted in gdpo/kl/nonfinite_frac; warned once)",
             )
     return result.advantages, metrics
+
+
+def _combiner(cfg: GDPOConfig):
+    """(combine function for the core or None for the default weighted sum, holder of the aggregation's output)."""
+    fn = aggregations.resolve(cfg.aggregation)
+    report: list[aggregations.AggregationOutput] = []
+    if fn is None:
+        return None, report
+    args = dict(cfg.aggregation_args)
+
+    def combine(r, gid, n_groups, per_reward, w):
+        config = aggregations.AggregationConfig(cfg.reward_keys, w, args, n_groups)
+        counted = ~torch.isnan(r).all(dim=1)
+        out = aggregations.check_output(cfg.aggregation, fn(r, gid, per_reward, config), r.shape[0], counted)
+        report.append(out)
+        return out.combined
+
+    return combine, report
 
 
 def _warn_once(key: str, message: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -32,8 +34,8 @@ def distinct_per_group(values: torch.Tensor, gid: torch.Tensor, decimals: int = 
 
 
 def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tensor, eps: float) -> dict[str, float]:
-    """Distinct advantage values per group under GDPO (the rewards' part of A_sum, sum_k w_k A_k, without any KL
-    term) vs what GRPO would give for the same rewards (weighted sum of raw components, then group z-score),
+    """Distinct advantage values per group under GDPO (the rewards' part of A_sum, e.g. sum_k w_k A_k, without any
+    KL term) vs what GRPO would give for the same rewards (weighted sum of raw components, then group z-score),
     averaged over groups of 2 or more rollouts."""
     sizes = torch.bincount(gid)
     multi = sizes >= 2
@@ -41,7 +43,8 @@ def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tenso
         return {}
     summed = torch.nan_to_num(result.rewards, nan=0.0) @ weights
     grpo = group_normalize(summed.unsqueeze(-1), gid, int(sizes.numel()), eps).squeeze(-1)
-    d_gdpo = distinct_per_group(result.per_reward @ weights, gid)[multi].to(torch.float64)
+    part = result.reward_part if result.reward_part is not None else result.per_reward @ weights
+    d_gdpo = distinct_per_group(part, gid)[multi].to(torch.float64)
     d_grpo = distinct_per_group(grpo, gid)[multi].to(torch.float64)
     return {
         "gdpo/collapse/distinct_gdpo": float(d_gdpo.mean()),
@@ -90,3 +93,36 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     out["gdpo/batch/std"] = result.stats.get("batch_std", 1.0)
     out.update(collapse_metrics(result, gid, w, eps))
     return out
+
+
+def aggregation_metrics(
+    result: GDPOResult, keys: Sequence[str], weights: torch.Tensor, report: Sequence[Any]
+) -> dict[str, float]:
+    """``gdpo/<key>/weight`` (effective weight after the schedule and the aggregation), ``gdpo/<key>/saturation``
+    (batch mean of the reward rescaled by its range; [0, 1] assumed unless the aggregation says otherwise, left out
+    for a reward with values outside it) and ``gdpo/conflict/<a>__<b>`` (share of rollouts with rewards whose
+    weighted per-reward advantages have opposite signs)."""
+    from gdpo_verl.aggregations import saturation_of
+
+    out = report[-1] if report else None
+    eff = out.weights if out is not None and out.weights is not None else weights
+    sat = out.saturation if out is not None and out.saturation is not None else None
+    r = result.rewards
+    if sat is None:
+        valid = ~torch.isnan(r)
+        inside = ~(valid & ((r < 0) | (r > 1))).any(dim=0)
+        sat = torch.where(inside, saturation_of(r, torch.zeros(()), torch.ones(())), torch.nan)
+    signs = torch.sign(result.per_reward * weights)
+    n = max(int(result.counted.sum()), 1)
+    pairs = [(a, b) for a in range(len(keys)) for b in range(a + 1, len(keys))]
+    conflict = [((signs[:, a] * signs[:, b] < 0) & result.counted).sum() / n for a, b in pairs]
+    rows = torch.stack([eff.to(torch.float64), sat.to(torch.float64)]).tolist()
+    metrics: dict[str, float] = {}
+    for k, key in enumerate(keys):
+        metrics[f"gdpo/{key}/weight"] = rows[0][k]
+        if not math.isnan(rows[1][k]):
+            metrics[f"gdpo/{key}/saturation"] = rows[1][k]
+    if pairs:
+        for (a, b), v in zip(pairs, torch.stack(conflict).tolist(), strict=True):
+            metrics[f"gdpo/conflict/{keys[a]}__{keys[b]}"] = v
+    return metrics

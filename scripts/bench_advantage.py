@@ -1,6 +1,7 @@
 """Time verl's built-in gdpo, verl's grpo_vectorized and gdpo_verl's GDPO side by side in one process.
 
     python scripts/bench_advantage.py [--shapes 1024x3x256,8192x3x1024,32768x3x2048] [--repeats 7] [--group 8]
+                                      [--aggregation gdpo|saturation|cv|group_variance|conflict]
 
 Shapes are BxKxT (responses x rewards x tokens). Each estimator is called the way verl calls it (legacy trainer:
 token_level_rewards, response_mask, uid index, config, non_tensor_batch, batch) and timed as the median of repeats;
@@ -20,7 +21,7 @@ import torch
 from omegaconf import OmegaConf
 
 
-def make_inputs(b: int, k: int, t: int, group: int, seed: int = 0) -> dict:
+def make_inputs(b: int, k: int, t: int, group: int, seed: int = 0, aggregation: str = "gdpo") -> dict:
     gen = torch.Generator().manual_seed(seed)
     lengths = torch.randint(1, t + 1, (b,), generator=gen)
     mask = (torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)).float()
@@ -33,7 +34,7 @@ def make_inputs(b: int, k: int, t: int, group: int, seed: int = 0) -> dict:
         "prompts": torch.zeros(b, 4, dtype=torch.long),
         "attention_mask": torch.cat([torch.ones(b, 4), mask], 1).long(),
     }
-    cfg = OmegaConf.create({"adv_estimator": "gdpo", "gdpo_reward_keys": keys})
+    cfg = OmegaConf.create({"adv_estimator": "gdpo", "gdpo_reward_keys": keys, "gdpo": {"aggregation": aggregation}})
     return {"rewards": rewards, "mask": mask, "uid": uid, "comps": comps, "batch": batch, "cfg": cfg}
 
 
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--builtin-repeats", type=int, default=3, help="verl's built-in is slow: fewer repeats")
     parser.add_argument("--group", type=int, default=8, help="rollouts per prompt")
+    parser.add_argument("--aggregation", default="gdpo", help="algorithm.gdpo.aggregation of gdpo_verl's GDPO")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -77,7 +79,7 @@ def main() -> None:
     print("-" * len(header))
     for shape in args.shapes.split(","):
         b, k, t = (int(x) for x in shape.split("x"))
-        x = make_inputs(b, k, t, args.group)
+        x = make_inputs(b, k, t, args.group, aggregation=args.aggregation)
         legacy = (x["rewards"], x["mask"], x["uid"])
         full = {"config": x["cfg"], "non_tensor_batch": x["comps"], "batch": x["batch"]}
         fns = {

@@ -1,0 +1,239 @@
+"""Aggregations behind algorithm.gdpo.aggregation: equations against loops, gamma=0 == gdpo, the plug-in slot."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from gdpo_verl.aggregations import AggregationError, available
+from gdpo_verl.config import GDPOConfig, GDPOConfigError
+from gdpo_verl.estimator import compute_gdpo
+
+NAN = float("nan")
+KEYS = ["fmt", "acc", "len"]
+
+
+def cfg(aggregation="gdpo", weights=(1.0, 0.5, 2.0), **alg):
+    opts = alg.pop("gdpo", {})
+    return GDPOConfig.from_algorithm(
+        {"gdpo_reward_keys": KEYS, "gdpo_reward_weights": list(weights), "gdpo": {"aggregation": aggregation, **opts}}
+        | alg
+    )
+
+
+def batch(seed: int, b: int = 96, g: int = 8, missing: float = 0.1):
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randint(0, 2, (b, 3), generator=gen).double()
+    r[:, 2] = torch.rand(b, generator=gen, dtype=torch.float64)  # a fractional reward
+    r[torch.rand(b, 3, generator=gen) < missing] = NAN
+    index = [i // g for i in range(b)]
+    lengths = torch.randint(1, 50, (b,), generator=gen)
+    kl = -torch.rand(b, generator=gen, dtype=torch.float64)
+    return r, index, lengths, kl
+
+
+def run(c, seed=0, **kw):
+    r, index, lengths, kl = batch(seed, **kw)
+    return compute_gdpo(r, index, lengths, c, kl if c.use_kl_in_reward else None)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "alg",
+    [
+        {},
+        {"gdpo": {"batch_norm": "token", "conditions": {"len": {"on": "acc", "threshold": 1.0}}}},
+        {"use_kl_in_reward": True, "gdpo": {"batch_norm": "none", "std_norm": {"fmt": False}}},
+    ],
+)
+def test_saturation_with_gamma_zero_is_gdpo_exactly(seed, alg):
+    base, mb = run(cfg(**alg), seed)
+    opts = alg.get("gdpo", {})
+    sat = cfg("saturation", **{**alg, "gdpo": {**opts, "aggregation_args": {"gamma": 0.0}}})
+    out, ms = run(sat, seed)
+    assert torch.equal(out, base)
+    assert all(ms[k] == mb[k] for k in mb if not k.startswith("gdpo/") or "/saturation" not in k)
+
+
+def _loop_weights(r: torch.Tensor, fn) -> list[float]:
+    cols = [[float(v) for v in r[:, k] if not math.isnan(float(v))] for k in range(r.shape[1])]
+    return [fn(c) for c in cols]
+
+
+def _expected(name: str, args: dict, weights, r, index):
+    """A_sum from a plain loop over the docstring equations; per_reward from the default estimator."""
+    from gdpo_verl.core import gdpo_advantages
+
+    res = gdpo_advantages(r, index, weights)
+    a = res.per_reward.tolist()
+    b, k = r.shape
+    w = list(weights)
+    if name == "saturation":
+        gamma = args.get("gamma", 1.0)
+        s = _loop_weights(r, lambda c: min(max(sum(c) / len(c), 0.0), 1.0))
+        eff = [w[j] * (1 - s[j]) ** gamma for j in range(k)]
+        return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
+    if name == "cv":
+
+        def coef(c):
+            m = sum(c) / len(c)
+            return math.sqrt(sum((x - m) ** 2 for x in c) / len(c)) / (abs(m) + 1e-6)
+
+        cvs = _loop_weights(r, coef)
+        eff = [w[j] * k * cvs[j] / sum(cvs) for j in range(k)]
+        return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
+    groups: dict = {}
+    for i, g in enumerate(index):
+        groups.setdefault(g, []).append(i)
+    if name == "group_variance":
+        out = [0.0] * b
+        for rows in groups.values():
+            sig = []
+            for j in range(k):
+                vals = [float(r[i, j]) for i in rows if not math.isnan(float(r[i, j]))]
+                m = sum(vals) / max(len(vals), 1)
+                sig.append(math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) >= 2 else 0.0)
+            tot = sum(sig)
+            for i in rows:
+                out[i] = sum(w[j] * (k * sig[j] / tot if tot > 0 else 1.0) * a[i][j] for j in range(k))
+        return out, None
+    scale, beta = args.get("scale", 0.0), args.get("prompt_power", 1.0)
+    conflict = [
+        any(w[p] * a[i][p] > 0 for p in range(k)) and any(w[q] * a[i][q] < 0 for q in range(k)) for i in range(b)
+    ]
+    out = [0.0] * b
+    for rows in groups.values():
+        rho = 1 - sum(conflict[i] for i in rows) / len(rows)
+        for i in rows:
+            out[i] = rho**beta * (scale if conflict[i] else 1.0) * sum(w[j] * a[i][j] for j in range(k))
+    return out, None
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("saturation", {"gamma": 2.0}),
+        ("saturation", {}),
+        ("cv", {}),
+        ("group_variance", {}),
+        ("conflict", {}),
+        ("conflict", {"scale": 0.5, "prompt_power": 2.0}),
+    ],
+)
+def test_builtins_follow_their_equations(name, args):
+    from gdpo_verl.aggregations import AggregationConfig, resolve
+    from gdpo_verl.core import gdpo_advantages, group_index
+
+    r, index, _, _ = batch(7)
+    weights = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
+    res = gdpo_advantages(r, index, weights)
+    gid, n = group_index(index)
+    out = resolve(name)(r, gid, res.per_reward, AggregationConfig(tuple(KEYS), weights, args, n))
+    want, eff = _expected(name, args, weights, r, index)
+    torch.testing.assert_close(out.combined, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    if eff is not None:
+        torch.testing.assert_close(out.weights, torch.tensor(eff, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+
+
+def test_conflict_with_no_penalty_is_gdpo_and_changes_otherwise():
+    base, _ = run(cfg())
+    same, _ = run(cfg("conflict", gdpo={"aggregation_args": {"scale": 1.0, "prompt_power": 0.0}}))
+    assert torch.equal(same, base)
+    dropped, _ = run(cfg("conflict"))
+    assert not torch.allclose(dropped, base) and torch.isfinite(dropped).all()
+
+
+def test_metrics_weight_saturation_and_conflict():
+    r = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    c = GDPOConfig.from_algorithm(
+        {"gdpo_reward_keys": ["a", "b"], "gdpo": {"aggregation": "saturation", "aggregation_args": {"gamma": 1.0}}}
+    )
+    _, m = compute_gdpo(r.clone(), [0, 0, 1, 1], torch.ones(4), c)
+    assert m["gdpo/a/saturation"] == 0.5 and m["gdpo/b/saturation"] == 0.5
+    assert m["gdpo/a/weight"] == 0.5 and m["gdpo/b/weight"] == 0.5
+    # group 0: (1,0) vs (0,1) -> both rollouts have opposite-sign advantages; group 1 agrees
+    assert m["gdpo/conflict/a__b"] == 0.5
+    _, plain = compute_gdpo(r, [0, 0, 1, 1], torch.ones(4), GDPOConfig.from_algorithm({"gdpo_reward_keys": ["a", "b"]}))
+    assert plain["gdpo/a/weight"] == 1.0 and plain["gdpo/conflict/a__b"] == 0.5
+
+
+def test_saturation_needs_the_range_of_a_reward_outside_zero_one():
+    r = torch.tensor([[3.0, 0.0], [-3.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    alg = {"gdpo_reward_keys": ["corr", "fmt"], "gdpo": {"aggregation": "saturation"}}
+    with pytest.raises(AggregationError, match=r"'corr'.*aggregation_args\.ranges\.corr"):
+        compute_gdpo(r, [0, 0, 1, 1], torch.ones(4), GDPOConfig.from_algorithm(alg))
+    alg["gdpo"]["aggregation_args"] = {"ranges": {"corr": [-3, 3]}}
+    _, m = compute_gdpo(r, [0, 0, 1, 1], torch.ones(4), GDPOConfig.from_algorithm(alg))
+    assert m["gdpo/corr/saturation"] == pytest.approx((0.25 + 3) / 6)
+
+
+@pytest.mark.parametrize(
+    ("gdpo", "message"),
+    [
+        ({"aggregation": "sat"}, r"unknown aggregation 'sat'; available: \['gdpo', 'saturation', 'cv'"),
+        (
+            {"aggregation": "cv", "aggregation_args": {"gamma": 1}},
+            r"no option\(s\) \['gamma'\]; its options: \['eps'\]",
+        ),
+        ({"aggregation": "gdpo", "aggregation_args": {"gamma": 1}}, r"no option\(s\) \['gamma'\]; its options: none"),
+        ({"aggregation": "conflict", "aggregation_args": {"scale": 2}}, r"scale must be finite, >= 0 and <= 1"),
+        ({"aggregation": "saturation", "aggregation_args": {"ranges": {"x": [0, 1]}}}, r"names \['x'\]"),
+        ({"aggregation": "no_such_module_xyz:fn"}, r"cannot load 'fn' from 'no_such_module_xyz'"),
+    ],
+)
+def test_bad_names_and_options_are_config_errors(gdpo, message):
+    with pytest.raises(GDPOConfigError, match=message):
+        cfg(gdpo=gdpo)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "aggregations"
+RANK = textwrap.dedent("""
+    from rank_aggregation import rank
+
+    def bad_shape(rewards, group_ids, advantages, config):
+        return advantages
+
+    def bad_values(rewards, group_ids, advantages, config):
+        return advantages.sum(1) / 0.0
+""")
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_aggs.py").write_text(RANK)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("my_aggs", None)
+    sys.modules.pop("rank_aggregation", None)
+
+
+def test_user_aggregation_by_module_function(user_module):
+    out, m = run(cfg("my_aggs:rank", gdpo={"aggregation_args": {"scale": 2.0}}))
+    base, _ = run(cfg())
+    assert torch.isfinite(out).all() and not torch.allclose(out, base)
+    assert m["gdpo/fmt/weight"] == 1.0
+
+
+def test_user_aggregation_by_entry_point(user_module):
+    dist = user_module / "my_aggs-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-aggs\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[gdpo_verl.aggregations]\nrank = my_aggs:rank\n")
+    assert "rank" in available()
+    by_entry, _ = run(cfg("rank"))
+    by_path, _ = run(cfg("my_aggs:rank"))
+    assert torch.equal(by_entry, by_path)
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"), [("bad_shape", r"shape \(96, 3\), expected \(96,\)"), ("bad_values", "non-finite")]
+)
+def test_user_aggregation_results_are_checked(user_module, fn, message):
+    with pytest.raises(AggregationError, match=message):
+        run(cfg(f"my_aggs:{fn}"))
