@@ -2,7 +2,8 @@
 
 Keys (verl's built-in gdpo uses the first two, so existing configs keep working):
     algorithm.gdpo_reward_keys     [k1, k2, ...]   reward components, as emitted by the reward function/manager
-    algorithm.gdpo_reward_weights  [w1, w2, ...]   one per key, finite, not all zero (default all 1)
+    algorithm.gdpo_reward_weights  [w1, w2, ...]   one per key, finite, not all zero (default all 1); an entry may be
+                                                   a schedule over training steps (gdpo_verl.aggregations.schedules)
     algorithm.norm_adv_by_std_in_grpo              false: no std division in the group step (all rewards)
     algorithm.use_kl_in_reward                     see ``kl_in_reward``
     algorithm.gdpo.batch_norm      sample | token | none      (default sample, paper Eq. 6)
@@ -65,6 +66,7 @@ class GDPOConfig:
     impl: str = "gdpo_verl"
     aggregation: str = "gdpo"
     aggregation_args: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs
+    weight_schedule: tuple[Any, ...] = ()  # one Schedule per key when gdpo_reward_weights holds a schedule
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> GDPOConfig:
@@ -83,7 +85,7 @@ class GDPOConfig:
         keys = tuple(keys)
         if len(set(keys)) != len(keys):
             raise GDPOConfigError(f"algorithm.gdpo_reward_keys has duplicates: {list(keys)}")
-        weights = _weights(keys, alg.get("gdpo_reward_weights"))
+        weights, schedule = _scheduled_weights(keys, alg.get("gdpo_reward_weights"))
         opts = alg.get("gdpo") or {}
         if not isinstance(opts, Mapping):
             raise GDPOConfigError(f"algorithm.gdpo must be a mapping of options, got {opts!r}")
@@ -104,6 +106,7 @@ class GDPOConfig:
             kl_weight=_finite("kl_weight", opts.get("kl_weight", 1.0)),
             impl=_choice("impl", opts.get("impl", "gdpo_verl"), IMPLS),
             **_aggregation(keys, opts),
+            weight_schedule=schedule,
         )
         if cfg.use_kl_in_reward and cfg.kl_in_reward == "error":
             raise GDPOConfigError(
@@ -232,3 +235,21 @@ def _aggregation(keys: tuple[str, ...], opts: Mapping[str, Any]) -> dict[str, An
     except AggregationError as e:
         raise GDPOConfigError(f"algorithm.gdpo.aggregation={name!r}: {e}") from None
     return {"aggregation": name, "aggregation_args": tuple(args.items())}
+
+
+def _scheduled_weights(keys: tuple[str, ...], raw: Any) -> tuple[tuple[float, ...], tuple[Any, ...]]:
+    """(weights, ()) for constant weights; (weights at step 0, one Schedule per key) when an entry is a schedule."""
+    from gdpo_verl.aggregations import AggregationError
+    from gdpo_verl.aggregations.schedules import parse_schedule
+
+    if raw is None or isinstance(raw, str | int | float) or not any(isinstance(w, Mapping) for w in raw):
+        return _weights(keys, raw), ()
+    if len(raw) != len(keys):
+        raise GDPOConfigError(
+            f"algorithm.gdpo_reward_weights has {len(raw)} entries for gdpo_reward_keys={list(keys)}: one per key"
+        )
+    try:
+        schedule = tuple(parse_schedule(k, w) for k, w in zip(keys, raw, strict=True))
+    except AggregationError as e:
+        raise GDPOConfigError(str(e)) from None
+    return tuple(s.at(0) for s in schedule), schedule

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from gdpo_verl import aggregations
+from gdpo_verl.aggregations.schedules import weights_at
 from gdpo_verl.config import GDPOConfig
 from gdpo_verl.core import gdpo_advantages
 from gdpo_verl.metrics import aggregation_metrics, gdpo_metrics
@@ -30,13 +31,16 @@ def compute_gdpo(
     lengths: torch.Tensor,
     cfg: GDPOConfig,
     kl_shaping: torch.Tensor | None = None,
+    step: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """components: (B, K) in ``cfg.reward_keys`` order, NaN or +-inf = missing. lengths: (B,) response lengths.
     kl_shaping: (B,) sequence sum of (token_level_rewards - token_level_scores), read when ``use_kl_in_reward``;
     a non-finite value (e.g. a reference log-prob of -inf) drops that rollout's KL term, counted in
-    ``gdpo/kl/nonfinite_frac`` and warned once.
+    ``gdpo/kl/nonfinite_frac`` and warned once. step: the training step (verl's ``global_steps``), read when the
+    weights are a schedule.
     Returns (scalar advantages (B,) float64, metrics). Broadcast them with :func:`to_tokens`."""
-    keys, weights = list(cfg.reward_keys), list(cfg.weights)
+    keys = list(cfg.reward_keys)
+    weights = list(weights_at(keys, cfg.weight_schedule, step) if cfg.weight_schedule else cfg.weights)
     r = components.to(torch.float64)
     r = torch.where(torch.isfinite(r), r, torch.full_like(r, float("nan")))
     missing = torch.isnan(r).sum(dim=0)
@@ -85,7 +89,7 @@ def compute_gdpo(
 
 def _combiner(cfg: GDPOConfig):
     """(combine function for the core or None for the default weighted sum, holder of the aggregation's output)."""
-    fn = aggregations.resolve(cfg.aggregation)
+    fn = aggregations.resolve(cfg.aggregation)  # already checked by the config
     report: list[aggregations.AggregationOutput] = []
     if fn is None:
         return None, report

@@ -161,15 +161,16 @@ def compute_gdpo_outcome_advantage(
     labels = _dense_groups(index)
     # Multi-output sessions (V1 agent loops): statistics over each session's final output, shared by its outputs.
     rows = ctx.final_rows if ctx else None
+    step = ctx.step if ctx else None  # only the V1 trainer hands us the step (weight schedules)
     with _one_thread():
         if rows is not None:
             final, owner = (torch.from_numpy(x) for x in rows)
             scalars, metrics = compute_gdpo(
-                comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final]
+                comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final], step
             )
             scalars = scalars[owner]
         else:
-            scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl)
+            scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl, step)
     metrics_bridge.push(metrics)
     advantages = to_tokens(scalars, response_mask)
     return advantages, advantages

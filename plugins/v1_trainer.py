@@ -27,6 +27,7 @@ MODULE = "verl.trainer.ppo.v1.trainer_base"
 class BatchContext:
     components: dict[str, list]  # reward key -> one value per row (None where a row lacks it)
     final_rows: tuple[np.ndarray, np.ndarray] | None  # (rows that are a session's final output, row -> final pos)
+    step: int | None = None  # the trainer's global_steps (for weight schedules)
 
 
 _current: contextvars.ContextVar[BatchContext | None] = contextvars.ContextVar("gdpo_verl_v1_batch", default=None)
@@ -103,7 +104,11 @@ def _wrap(original):
 
         tq = sys.modules[MODULE].tq
         keys = list(self.config.algorithm.get("gdpo_reward_keys") or [])
-        ctx = BatchContext(fetch_components(tq, batch, keys) if keys else {}, session_layout(list(batch.keys)))
+        ctx = BatchContext(
+            fetch_components(tq, batch, keys) if keys else {},
+            session_layout(list(batch.keys)),
+            getattr(self, "global_steps", None),
+        )
         token = _current.set(ctx)
         metrics_bridge.pop()  # nothing stale from an earlier failed step
         try:
