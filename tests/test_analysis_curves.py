@@ -46,11 +46,14 @@ def test_cli_writes_png_and_last_step_table(tmp_path, capsys):
         (lambda d: (d / "a.jsonl", d / "a.jsonl"), ["--keys", "length"], "unknown key"),
         (lambda d: (d / "a.jsonl", d / "bad.jsonl"), [], "not valid JSON"),
         (lambda d: (d / "a.jsonl", d), [], "several .jsonl files"),
+        (lambda d: (d / "a.jsonl", d / "grpo.jsonl"), [], "run B ("),
+        (lambda d: (d / "grpo.jsonl", d / "a.jsonl"), ["--keys", "acc"], "has no gdpo/<key>/mean for ['acc']"),
     ],
 )
 def test_bad_input_exits_2(tmp_path, capsys, make, extra, message):
     write_run(tmp_path / "a.jsonl", 2, 0.1)
     (tmp_path / "bad.jsonl").write_text('{"step": 1}\nnot json\n')
+    (tmp_path / "grpo.jsonl").write_text('{"step": 1, "data": {"critic/score/mean": 0.5}}\n')  # no per-reward figures
     a, b = make(tmp_path)
     assert main(["analyze", "curves", str(a), str(b), *extra]) == 2
     err = capsys.readouterr().err

@@ -74,10 +74,19 @@ def compare(
         unknown = [k for k in keys if f"gdpo/{k}/{stat}" not in a and f"gdpo/{k}/{stat}" not in b]
         if unknown:
             raise AnalysisError(f"unknown key(s) {unknown} (no gdpo/<key>/{stat}); available: {available or 'none'}")
-        return list(keys), a, b
-    if not available:
+    elif not available:
         raise AnalysisError(f"no gdpo/<key>/{stat} metrics in either run")
-    return available, a, b
+    keys = list(keys or available)
+    for label, run, metrics in (("A", run_a, a), ("B", run_b, b)):
+        lacking = [k for k in keys if f"gdpo/{k}/{stat}" not in metrics]
+        if lacking:
+            has = reward_keys(metrics, stat=stat)
+            raise AnalysisError(
+                f"run {label} ({run}) has no gdpo/<key>/{stat} for {lacking} (its per-reward keys: {has or 'none'}); "
+                "per-reward metrics are logged by gdpo-verl's estimator (algorithm.adv_estimator=gdpo), so a run "
+                "of another estimator has none"
+            )
+    return keys, a, b
 
 
 def last(series: Series | None) -> tuple[int | None, float]:
