@@ -4,12 +4,15 @@
 (``verl.experimental.reward_loop.reward_manager``); nothing heavy is imported before that. verl 0.9.x only.
 
 verl hands the manager the whole trainer config: the section ``reward.gdpo_multi`` configures it, and
-``algorithm.gdpo_reward_keys`` (when set) is checked against the reward names at start-up.
+``algorithm.gdpo_reward_keys`` (when set) is checked against the reward names at start-up. Settings the manager
+cannot honour (a reward model, a custom reward function) are refused on the driver when verl builds its
+``RewardLoopManager`` (before any reward model starts or rollout runs), and again in every manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from types import ModuleType
 from typing import Any
@@ -20,12 +23,38 @@ from gdpo_verl_plugins.verl_compat import verl_version
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo_multi"
 REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
+LOOP_MODULE = "verl.experimental.reward_loop.reward_loop"  # RewardLoopManager: built on the driver at start
 SUPPORTED_SERIES = "0.9."
 _registered: dict[str, type] = {}
 
 
 def install() -> None:
     when_imported(REGISTRY_MODULE, _register)
+    when_imported(LOOP_MODULE, _guard_loop_manager)
+
+
+def _selected(config: Any) -> bool:
+    reward = config.get("reward") if hasattr(config, "get") else None
+    manager = (reward.get("reward_manager") if reward is not None else None) or {}
+    return manager.get("name") == NAME and manager.get("source", "register") == "register"
+
+
+def _guard_loop_manager(module: ModuleType) -> None:
+    """Check gdpo_multi's settings when verl's RewardLoopManager is built (driver side, before any rollout)."""
+    cls = getattr(module, "RewardLoopManager", None)
+    original = getattr(cls, "__init__", None)
+    if original is None or getattr(original, "__gdpo_verl_wrapped__", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        config = kwargs.get("config", args[0] if args else None)
+        if config is not None and _selected(config):
+            refuse_unused_reward_settings(config)
+        original(self, *args, **kwargs)
+
+    __init__.__gdpo_verl_wrapped__ = True
+    cls.__init__ = __init__
 
 
 def supported_version(found: str | None) -> bool:

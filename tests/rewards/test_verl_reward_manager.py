@@ -195,3 +195,14 @@ def test_settings_gdpo_multi_cannot_honour_stop_at_start(tmp_path, override, mes
 
     with pytest.raises(RewardConfigError, match=message):
         _echo_manager(tmp_path, [override])
+
+
+def test_reward_model_with_gdpo_multi_stops_when_verl_builds_its_reward_loop(tmp_path):
+    """Driver side, before verl starts the reward model's servers or any rollout."""
+    from verl.experimental.reward_loop import RewardLoopManager
+
+    from gdpo_verl.rewards.manager import RewardConfigError
+
+    cfg = _compose(["reward.reward_model.enable=True"])
+    with pytest.raises(RewardConfigError, match="does not support a reward model"):
+        RewardLoopManager(config=cfg, rm_resource_pool=None)
