@@ -98,15 +98,10 @@ def _dense_groups(index: Any) -> torch.Tensor:
 
 
 def _parse_config(config: Any):
+    """Every config type verl passes (DictConfig, its AlgoConfig dataclass, a dict). No reward keys is an error:
+    GDPO on the summed score alone would be GRPO plus a batch step; ``[score]`` must be asked for."""
     from gdpo_verl.config import GDPOConfig
 
-    if config is not None and not config.get("gdpo_reward_keys"):
-        # verl's built-in falls back to the scalar reward: keep that behaviour, as one component named "score".
-        logger.warning("gdpo-verl: algorithm.gdpo_reward_keys is not set; GDPO runs on the scalar reward alone")
-        from omegaconf import OmegaConf
-
-        plain = OmegaConf.to_container(config, resolve=True) if not isinstance(config, dict) else dict(config)
-        config = {**plain, "gdpo_reward_keys": ["score"]}
     return GDPOConfig.from_algorithm(config)
 
 
