@@ -59,24 +59,31 @@ def _unwrap(value: Any) -> Any:
     return getattr(value, "data", value)
 
 
+def _get_fields(tq: Any, batch: Any, fields: list[str]) -> dict[str, list]:
+    """The ``fields`` TransferQueue holds for the rows of ``batch``; absent ones are left out (TransferQueue returns
+    no column, or refuses, for a field it does not hold), so the estimator can name them with what is present."""
+    try:
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+    except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
+        logger.debug("gdpo-verl: fields %s not in TransferQueue: %s", fields, exc)
+        return {}
+    held = set(data.keys())
+    return {f: list(data[f]) for f in fields if f in held}
+
+
 def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
-    """Reward components of ``batch`` rows from TransferQueue, in row order."""
-    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    """Reward components of ``batch`` rows from TransferQueue, in row order. A key found nowhere is left out, and
+    every reward field present is listed, for the estimator's MissingRewardKeyError."""
     infos = []
-    for value in list(data["extra_fields"]):
+    for value in _get_fields(tq, batch, ["extra_fields"]).get("extra_fields", []):
         extra = _unwrap(value)
         info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
         infos.append(info if isinstance(info, dict) else {})
     found = {k: [info.get(k) for info in infos] for k in keys if any(k in info for info in infos)}
     missing = [k for k in keys if k not in found]
     if missing:  # colocated reward-model mode stores the reward extra info as top-level fields
-        try:
-            top = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=missing)
-        except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
-            logger.debug("gdpo-verl: top-level reward fields %s not in TransferQueue: %s", missing, exc)
-        else:
-            for k in missing:
-                found[k] = [_scalar(v) for v in list(top[k])]
+        for k, column in _get_fields(tq, batch, missing).items():
+            found[k] = [_scalar(v) for v in column]
     for info in infos[:1]:
         for k in info:
             found.setdefault(k, [i.get(k) for i in infos])  # lets an error message list what is present
