@@ -1,7 +1,8 @@
 """``reward.reward_manager.name=gdpo_multi`` -> :mod:`gdpo_verl.rewards.manager` inside verl's reward loop.
 
 ``install()`` only arranges for the class to be registered when verl imports its reward-manager registry
-(``verl.experimental.reward_loop.reward_manager``); nothing heavy is imported before that. verl 0.9.x only.
+(``verl.experimental.reward_loop.reward_manager``); nothing heavy is imported before that. Applied when that module
+has the shapes :data:`gdpo_verl_plugins.verl_shapes.REWARD_MANAGER` names, whatever verl's version.
 
 verl hands the manager the whole trainer config: the section ``reward.gdpo_multi`` configures it, and
 ``algorithm.gdpo_reward_keys`` (when set) is checked against the reward names at start-up.
@@ -15,12 +16,11 @@ from types import ModuleType
 from typing import Any
 
 from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import verl_version
+from gdpo_verl_plugins.verl_shapes import REWARD_MANAGER, applies
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo_multi"
 REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
-SUPPORTED_SERIES = "0.9."
 _registered: dict[str, type] = {}
 
 
@@ -28,14 +28,8 @@ def install() -> None:
     when_imported(REGISTRY_MODULE, _register)
 
 
-def supported_version(found: str | None) -> bool:
-    return bool(found) and found.startswith(SUPPORTED_SERIES)
-
-
 def _register(module: ModuleType) -> None:
-    found = verl_version()
-    if not supported_version(found):
-        logger.warning("gdpo-verl: reward manager %r not registered: written for verl 0.9.x, found %s", NAME, found)
+    if not applies(REWARD_MANAGER, module):
         return
     if NAME in _registered:
         return

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gdpo_verl_plugins import metrics_bridge
-from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import V1_VERL, supported
+from gdpo_verl_plugins import metrics_bridge, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
-MODULE = "verl.trainer.ppo.v1.trainer_base"
+MODULE = verl_shapes.V1_ADVANTAGE.module
 
 
 @dataclass(frozen=True)
@@ -125,12 +123,10 @@ def _wrap(original):
 
 
 def _patch(module: Any) -> None:
-    if not supported("the V1 trainer hook", V1_VERL):
-        return
     cls = module.PPOTrainer
     if not getattr(cls._compute_advantage, "__gdpo_verl_wrapped__", False):
         cls._compute_advantage = _wrap(cls._compute_advantage)
 
 
 def install() -> None:
-    when_imported(MODULE, _patch)
+    verl_shapes.when_shaped(verl_shapes.V1_ADVANTAGE, _patch)
