@@ -18,7 +18,6 @@ Keys (verl's built-in gdpo uses the first two, so existing configs keep working)
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
+from gdpo_verl.plain_config import to_plain
 from gdpo_verl.yaml_keys import condition_keys
 
 KL_MODES = ("raw", "component", "error")
@@ -128,20 +128,6 @@ def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], 
     if unknown:
         named = "; ".join(f"{section}.{k}{did_you_mean(k, known, section + '.')}" for k in unknown)
         raise GDPOConfigError(f"unknown {what} {named}; valid: {[f'{section}.{k}' for k in known]}")
-
-
-def to_plain(value: Any) -> Any:
-    """Any config verl hands over -> plain Python: OmegaConf containers, dataclasses (verl's AlgoConfig), mappings.
-    omegaconf is imported only when the value is one of its containers."""
-    if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(value, resolve=True)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {k: to_plain(v) for k, v in value.items()}
-    return value
 
 
 def _finite(name: str, value: Any) -> float:
