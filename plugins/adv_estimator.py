@@ -187,6 +187,7 @@ def _register(core_algos: Any) -> None:
 def install() -> None:
     verl_shapes.when_shaped(verl_shapes.ESTIMATOR, _register)
     v1_trainer.install()
-    from gdpo_verl_plugins import legacy_trainer
+    from gdpo_verl_plugins import legacy_trainer, separated_trainers
 
     legacy_trainer.install()
+    separated_trainers.install()

@@ -23,14 +23,11 @@ def _wrap(original):
         out.update(metrics_bridge.pop())
         return out
 
-    compute_timing_metrics.__gdpo_verl_wrapped__ = True
     return compute_timing_metrics
 
 
 def _patch(module: Any) -> None:
-    current = getattr(module, HOOKED)
-    if not getattr(current, "__gdpo_verl_wrapped__", False):
-        setattr(module, HOOKED, _wrap(current))
+    verl_shapes.wrap_once(module, HOOKED, _wrap)
 
 
 def install() -> None:

@@ -118,14 +118,11 @@ def _wrap(original):
         metrics.update(metrics_bridge.pop())
         return out
 
-    _compute_advantage.__gdpo_verl_wrapped__ = True
     return _compute_advantage
 
 
 def _patch(module: Any) -> None:
-    cls = module.PPOTrainer
-    if not getattr(cls._compute_advantage, "__gdpo_verl_wrapped__", False):
-        cls._compute_advantage = _wrap(cls._compute_advantage)
+    verl_shapes.wrap_once(module.PPOTrainer, "_compute_advantage", _wrap)
 
 
 def install() -> None:

@@ -86,7 +86,13 @@ REWARD_MANAGER = Hook(
         Shape("base.RewardManagerBase.__init__", params=("self", "config", "tokenizer", "compute_score")),
     ),
 )
-HOOKS = (ESTIMATOR, V1_ADVANTAGE, LEGACY_METRICS, REWARD_MANAGER)  # the GDPO hooks (doctor checks each)
+SEPARATED_METRICS = Hook(
+    "the one-step-off / fully-async trainer metrics hook (gdpo/* metrics)",
+    "verl.experimental.separation.ray_trainer",
+    (Shape("SeparateRayPPOTrainer._fit_compute_advantage", params=("self", "batch")),),
+)
+# the GDPO hooks (doctor checks each)
+HOOKS = (ESTIMATOR, V1_ADVANTAGE, LEGACY_METRICS, SEPARATED_METRICS, REWARD_MANAGER)
 # The CPU platform: verl.plugin.platform's registry and the attribute each CPU patch changes (one hook per module).
 CPU_PLATFORM = Hook(
     "the CPU platform (GDPO_VERL_CPU=1)",
@@ -143,6 +149,15 @@ def when_shaped(hook: Hook, callback: Callable[[ModuleType], None]) -> None:
     from gdpo_verl_plugins.post_import import when_imported
 
     when_imported(hook.module, lambda module: applies(hook, module) and callback(module))
+
+
+def wrap_once(owner: Any, attr: str, wrap: Callable[[Any], Any]) -> None:
+    """``owner.attr = wrap(owner.attr)``, unless it is ours already (a module imported twice, a re-installed hook)."""
+    current = getattr(owner, attr)
+    if not getattr(current, "__gdpo_verl_wrapped__", False):
+        wrapped = wrap(current)
+        wrapped.__gdpo_verl_wrapped__ = True
+        setattr(owner, attr, wrapped)
 
 
 def cpu_hooks() -> list[Hook]:
