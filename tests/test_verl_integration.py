@@ -188,3 +188,15 @@ def test_verl_algo_config_dataclass_is_accepted():
             rewards, mask, uid, config=AlgoConfig(adv_estimator="gdpo"), non_tensor_batch=comps
         )
     assert str(e.value) == missing_reward_keys_message()
+
+
+def test_steps_log_at_most_one_warning_per_run(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setattr(adv_estimator, "_announced", False)
+    mask, comps, uid, rewards = make_batch(seed=9)
+    with caplog.at_level(logging.WARNING, logger="gdpo_verl"):
+        for _ in range(3):
+            adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=algorithm(), non_tensor_batch=comps)
+            metrics_bridge.pop()
+    assert len(caplog.records) == 1 and "runs gdpo_verl's GDPO" in caplog.records[0].getMessage()
