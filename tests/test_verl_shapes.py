@@ -3,6 +3,7 @@ is named (with the verl version) and a gdpo run stops instead of silently runnin
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def test_changed_v1_step_stops_a_gdpo_step_naming_the_piece_and_version(tmp_path
     ) in last
 
 
+@pytest.mark.skipif(importlib.util.find_spec("verl") is None, reason="doctor reads the installed verl's metadata")
 def test_doctor_exits_1_naming_a_missing_shape(tmp_path):
     root = write_fake_verl(tmp_path, "0.9.2", {"verl/trainer/ppo/core_algos.py": "ESTIMATORS = {}\n"})
     out = run_fake(root, "import sys\nfrom gdpo_verl.cli import main\nsys.exit(main(['doctor']))\n")
