@@ -1,6 +1,7 @@
 """A stand-in verl package tree with the shapes our hooks need (or with one of them changed), under any version string.
 
-Put on PYTHONPATH ahead of the installed verl; its ``__init__`` loads our plugin the way verl does.
+Put on PYTHONPATH ahead of the installed verl (its metadata too: ``importlib.metadata`` reports the fake version);
+its ``__init__`` loads our plugin the way verl does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ MODULES = {
     "verl/__init__.py": """
         __version__ = "{version}"
         import gdpo_verl_plugins.entry  # what verl's entry-point loader does
+    """,
+    "verl-{version}.dist-info/METADATA": """
+        Metadata-Version: 2.1
+        Name: verl
+        Version: {version}
     """,
     "verl/trainer/__init__.py": "",
     "verl/trainer/ppo/__init__.py": "",
@@ -58,7 +64,7 @@ MODULES = {
 def write_fake_verl(root: Path, version: str, replace: dict[str, str] | None = None) -> Path:
     """The tree under ``root``; ``replace`` maps a module path to other source (a changed shape)."""
     for rel, src in {**MODULES, **(replace or {})}.items():
-        path = root / rel
+        path = root / rel.replace("{version}", version)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(src).replace("{version}", version))
     return root
