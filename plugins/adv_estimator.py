@@ -169,10 +169,11 @@ def _require_v1_hook_if_v1(keys: tuple[str, ...], non_tensor_batch: dict | None)
     """No V1 context and the reward keys not in the batch: we are on the V1 trainer without our hook (its shape is
     missing in this verl). Stop naming the missing piece rather than report the keys missing."""
     problem = verl_shapes.problem(verl_shapes.V1_ADVANTAGE)
-    if problem and not all(k in (non_tensor_batch or {}) for k in keys):
+    missing = [k for k in keys if k not in (non_tensor_batch or {})]
+    if problem and missing:
         raise verl_shapes.VerlShapeError(
-            f"gdpo-verl: adv_estimator=gdpo cannot get its reward components on verl's V1 trainer: {problem}. "
-            "Use the legacy trainer (trainer.use_v1=false) or a verl this plugin hooks (gdpo-verl doctor)."
+            f"gdpo-verl: adv_estimator=gdpo cannot get its reward components {missing} on verl's V1 trainer: "
+            f"{problem}. Use the legacy trainer (trainer.use_v1=false) or a verl this plugin hooks (gdpo-verl doctor)."
         )
 
 
