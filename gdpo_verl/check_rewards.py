@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gdpo_verl.check_report import Finding, err, info, warn
+from gdpo_verl.plain_config import to_plain
 
 MANAGER = "gdpo_multi"
 SIGNATURE = "gdpo_signature"
@@ -19,15 +20,9 @@ _FALLBACK_SUITES = {
 }
 
 
-def _plain(node: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
 def manager_reward_names(section: Any) -> tuple[list[str], str | None]:
     """The reward names `gdpo_multi` will emit for `reward.gdpo_multi`, and an error message if it is invalid."""
-    section = _plain(section) or {}
+    section = to_plain(section) or {}
     try:
         from gdpo_verl.rewards.manager import RewardConfigError, parse_config
     except ImportError:

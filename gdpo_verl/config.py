@@ -1,4 +1,4 @@
-"""GDPO settings, read from verl's ``algorithm`` config section (a DictConfig or a plain mapping).
+"""GDPO settings, read from verl's ``algorithm`` config section (a DictConfig, verl's AlgoConfig or a plain mapping).
 
 Keys (verl's built-in gdpo uses the first two, so existing configs keep working):
     algorithm.gdpo_reward_keys     [k1, k2, ...]   reward components, as emitted by the reward function/manager
@@ -21,17 +21,20 @@ Keys (verl's built-in gdpo uses the first two, so existing configs keep working)
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
+from gdpo_verl.plain_config import to_plain
 from gdpo_verl.yaml_keys import condition_keys
 
 KL_MODES = ("raw", "error")
 IMPLS = ("gdpo_verl", "verl")
-_OPTION_KEYS = (
+# The one list of algorithm.gdpo.* options (add new options here only).
+OPTION_KEYS = (
     "batch_norm",
     "eps_group",
     "eps_batch",
@@ -44,6 +47,8 @@ _OPTION_KEYS = (
     "aggregation",
     "aggregation_args",
 )
+# The algorithm.gdpo* keys read from the algorithm section; any other `gdpo*` key there is a mistake.
+ALGORITHM_KEYS = ("gdpo_reward_keys", "gdpo_reward_weights", "gdpo")
 
 
 class GDPOConfigError(ValueError):
@@ -71,15 +76,13 @@ class GDPOConfig:
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> GDPOConfig:
         """Parse and validate; raises GDPOConfigError naming what is wrong."""
-        alg = _plain(algorithm) or {}
+        alg = to_plain(algorithm) or {}
         if not isinstance(alg, Mapping):
             raise GDPOConfigError(f"algorithm config must be a mapping, got {type(alg).__name__}")
+        _reject_unknown("algorithm", [k for k in alg if str(k).startswith("gdpo")], ALGORITHM_KEYS)
         keys = alg.get("gdpo_reward_keys")
         if not keys:
-            raise GDPOConfigError(
-                "GDPO needs algorithm.gdpo_reward_keys, the reward components your reward function returns, "
-                "e.g. +algorithm.gdpo_reward_keys=[format,correct]"
-            )
+            raise GDPOConfigError(missing_reward_keys_message())
         if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys):
             raise GDPOConfigError(f"algorithm.gdpo_reward_keys must be a list of names, got {keys!r}")
         keys = tuple(keys)
@@ -89,9 +92,7 @@ class GDPOConfig:
         opts = alg.get("gdpo") or {}
         if not isinstance(opts, Mapping):
             raise GDPOConfigError(f"algorithm.gdpo must be a mapping of options, got {opts!r}")
-        unknown = sorted(set(opts) - set(_OPTION_KEYS))
-        if unknown:
-            raise GDPOConfigError(f"unknown algorithm.gdpo option(s) {unknown}; valid: {list(_OPTION_KEYS)}")
+        _reject_unknown("algorithm.gdpo", opts, OPTION_KEYS, "option")
         cfg = cls(
             reward_keys=keys,
             weights=weights,
@@ -117,13 +118,26 @@ class GDPOConfig:
         return cfg
 
 
-def _plain(value: Any) -> Any:
-    """OmegaConf containers -> plain Python (without importing omegaconf when not needed)."""
-    if type(value).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
+def missing_reward_keys_message() -> str:
+    """What `gdpo-verl check` and the estimator say when adv_estimator=gdpo has no reward keys."""
+    return (
+        "GDPO needs algorithm.gdpo_reward_keys, the reward components your reward function returns, "
+        "e.g. +algorithm.gdpo_reward_keys=[format,correct]. GDPO does not fall back to the summed score (that "
+        "would be GRPO); for a single-reward run list it explicitly: +algorithm.gdpo_reward_keys=[score]"
+    )
 
-        return OmegaConf.to_container(value, resolve=True)
-    return value
+
+def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
+    """' (did you mean 'prefix.x'?)' for the closest known name, or ''."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> None:
+    unknown = sorted(str(k) for k in given if k not in known)
+    if unknown:
+        named = "; ".join(f"{section}.{k}{did_you_mean(k, known, section + '.')}" for k in unknown)
+        raise GDPOConfigError(f"unknown {what} {named}; valid: {[f'{section}.{k}' for k in known]}")
 
 
 def _finite(name: str, value: Any) -> float:
@@ -189,7 +203,7 @@ def _std_norm(keys: tuple[str, ...], raw: Any, global_flag: bool) -> tuple[bool,
             per_key.update({k: bool(v) for k, v in raw.items()})
         elif isinstance(raw, bool):
             per_key = dict.fromkeys(keys, raw)
-        elif len(raw) == len(keys):
+        elif isinstance(raw, list | tuple) and len(raw) == len(keys):
             per_key = {k: bool(v) for k, v in zip(keys, raw, strict=True)}
         else:
             raise GDPOConfigError(f"algorithm.gdpo.std_norm={raw!r} must be a bool, a {{key: bool}} map or one per key")

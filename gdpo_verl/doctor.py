@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     import verl  # noqa: F401  (loads the plugins)
     from verl.trainer.ppo import core_algos
 
-    fn = core_algos.ADV_ESTIMATOR_REGISTRY.get("gdpo")
+    problems += _hook_problems()
+    fn = getattr(core_algos, "ADV_ESTIMATOR_REGISTRY", {}).get("gdpo")
     where = f"{fn.__module__}.{fn.__name__}" if fn else "none"
     lines.append(f"algorithm.adv_estimator=gdpo -> {where}")
     if not where.startswith("gdpo_verl_plugins."):
@@ -50,3 +51,17 @@ def run(args: argparse.Namespace) -> int:
     if not problems and not args.quiet:
         print("OK: verl runs gdpo_verl for adv_estimator=gdpo")
     return 1 if problems else 0
+
+
+def _hook_problems() -> list[str]:
+    """Import every verl module a hook patches, so each hook checks verl's shapes; what did not apply, by name."""
+    import importlib
+
+    from gdpo_verl_plugins import verl_shapes
+
+    for hook in verl_shapes.HOOKS:
+        try:
+            importlib.import_module(hook.module)
+        except ImportError:
+            continue  # an older verl without that trainer: nothing to hook there
+    return list(verl_shapes.problems().values())

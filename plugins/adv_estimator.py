@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from gdpo_verl_plugins import metrics_bridge, v1_trainer
-from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import LEGACY_VERL, supported
+from gdpo_verl_plugins import metrics_bridge, v1_trainer, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo"
@@ -105,15 +103,10 @@ def _dense_groups(index: Any) -> torch.Tensor:
 
 
 def _parse_config(config: Any):
+    """Every config type verl passes (DictConfig, its AlgoConfig dataclass, a dict). No reward keys is an error:
+    GDPO on the summed score alone would be GRPO plus a batch step; ``[score]`` must be asked for."""
     from gdpo_verl.config import GDPOConfig
 
-    if config is not None and not config.get("gdpo_reward_keys"):
-        # verl's built-in falls back to the scalar reward: keep that behaviour, as one component named "score".
-        logger.warning("gdpo-verl: algorithm.gdpo_reward_keys is not set; GDPO runs on the scalar reward alone")
-        from omegaconf import OmegaConf
-
-        plain = OmegaConf.to_container(config, resolve=True) if not isinstance(config, dict) else dict(config)
-        config = {**plain, "gdpo_reward_keys": ["score"]}
     return GDPOConfig.from_algorithm(config)
 
 
@@ -134,6 +127,8 @@ def compute_gdpo_outcome_advantage(
     global _announced
     cfg = _parse_config(config)
     if cfg.impl == "verl":
+        if NAME not in _builtin:
+            raise ValueError(f"algorithm.gdpo.impl=verl, but verl {verl_shapes.verl_version()} has no built-in gdpo")
         return _builtin[NAME](
             token_level_rewards, response_mask, index, epsilon, norm_adv_by_std_in_grpo, config, non_tensor_batch, batch
         )
@@ -151,6 +146,8 @@ def compute_gdpo_outcome_advantage(
         fetched = {"score": (scores if scores is not None else token_level_rewards).sum(-1).tolist()}
     else:
         fetched = ctx.components if ctx else None
+        if ctx is None:
+            _require_v1_hook_if_v1(cfg.reward_keys, non_tensor_batch)
     comps = _components(cfg.reward_keys, non_tensor_batch, fetched, n)
     kl = None
     if cfg.use_kl_in_reward:
@@ -176,9 +173,19 @@ def compute_gdpo_outcome_advantage(
     return advantages, advantages
 
 
+def _require_v1_hook_if_v1(keys: tuple[str, ...], non_tensor_batch: dict | None) -> None:
+    """No V1 context and the reward keys not in the batch: we are on the V1 trainer without our hook (its shape is
+    missing in this verl). Stop naming the missing piece rather than report the keys missing."""
+    problem = verl_shapes.problem(verl_shapes.V1_ADVANTAGE)
+    missing = [k for k in keys if k not in (non_tensor_batch or {})]
+    if problem and missing:
+        raise verl_shapes.VerlShapeError(
+            f"gdpo-verl: adv_estimator=gdpo cannot get its reward components {missing} on verl's V1 trainer: "
+            f"{problem}. Use the legacy trainer (trainer.use_v1=false) or a verl this plugin hooks (gdpo-verl doctor)."
+        )
+
+
 def _register(core_algos: Any) -> None:
-    if not supported("the gdpo estimator registration", LEGACY_VERL):
-        return
     registry = core_algos.ADV_ESTIMATOR_REGISTRY
     current = registry.get(NAME)
     if current is not None and current is not compute_gdpo_outcome_advantage:
@@ -187,8 +194,9 @@ def _register(core_algos: Any) -> None:
 
 
 def install() -> None:
-    when_imported("verl.trainer.ppo.core_algos", _register)
+    verl_shapes.when_shaped(verl_shapes.ESTIMATOR, _register)
     v1_trainer.install()
-    from gdpo_verl_plugins import legacy_trainer
+    from gdpo_verl_plugins import legacy_trainer, separated_trainers
 
     legacy_trainer.install()
+    separated_trainers.install()

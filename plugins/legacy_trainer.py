@@ -10,12 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gdpo_verl_plugins import metrics_bridge
-from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import LEGACY_VERL, supported
+from gdpo_verl_plugins import metrics_bridge, verl_shapes
 
-MODULE = "verl.trainer.ppo.ray_trainer"
-HOOKED = "compute_timing_metrics"
+MODULE = verl_shapes.LEGACY_METRICS.module
+HOOKED = verl_shapes.LEGACY_METRICS.shapes[0].attr
 
 
 def _wrap(original):
@@ -25,17 +23,12 @@ def _wrap(original):
         out.update(metrics_bridge.pop())
         return out
 
-    compute_timing_metrics.__gdpo_verl_wrapped__ = True
     return compute_timing_metrics
 
 
 def _patch(module: Any) -> None:
-    if not supported("the legacy trainer metrics hook", LEGACY_VERL):
-        return
-    current = getattr(module, HOOKED)
-    if not getattr(current, "__gdpo_verl_wrapped__", False):
-        setattr(module, HOOKED, _wrap(current))
+    verl_shapes.wrap_once(module, HOOKED, _wrap)
 
 
 def install() -> None:
-    when_imported(MODULE, _patch)
+    verl_shapes.when_shaped(verl_shapes.LEGACY_METRICS, _patch)

@@ -1,7 +1,8 @@
 """``reward.reward_manager.name=gdpo_multi`` -> :mod:`gdpo_verl.rewards.manager` inside verl's reward loop.
 
 ``install()`` only arranges for the class to be registered when verl imports its reward-manager registry
-(``verl.experimental.reward_loop.reward_manager``); nothing heavy is imported before that. verl 0.9.x only.
+(``verl.experimental.reward_loop.reward_manager``); nothing heavy is imported before that. Applied when that module
+has the shapes :data:`gdpo_verl_plugins.verl_shapes.REWARD_MANAGER` names, whatever verl's version.
 
 verl hands the manager the whole trainer config: the section ``reward.gdpo_multi`` configures it, and
 ``algorithm.gdpo_reward_keys`` (when set) is checked against the reward names at start-up. Settings the manager
@@ -18,19 +19,17 @@ from types import ModuleType
 from typing import Any
 
 from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import verl_version
+from gdpo_verl_plugins.verl_shapes import REWARD_LOOP_GUARD, REWARD_MANAGER, applies, when_shaped, wrap_once
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo_multi"
 REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
-LOOP_MODULE = "verl.experimental.reward_loop.reward_loop"  # RewardLoopManager: built on the driver at start
-SUPPORTED_SERIES = "0.9."
 _registered: dict[str, type] = {}
 
 
 def install() -> None:
     when_imported(REGISTRY_MODULE, _register)
-    when_imported(LOOP_MODULE, _guard_loop_manager)
+    when_shaped(REWARD_LOOP_GUARD, _guard_loop_manager)  # RewardLoopManager: built on the driver at start
 
 
 def _selected(config: Any) -> bool:
@@ -41,30 +40,22 @@ def _selected(config: Any) -> bool:
 
 def _guard_loop_manager(module: ModuleType) -> None:
     """Check gdpo_multi's settings when verl's RewardLoopManager is built (driver side, before any rollout)."""
-    cls = getattr(module, "RewardLoopManager", None)
-    original = getattr(cls, "__init__", None)
-    if original is None or getattr(original, "__gdpo_verl_wrapped__", False):
-        return
 
-    @functools.wraps(original)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        config = kwargs.get("config", args[0] if args else None)
-        if config is not None and _selected(config):
-            refuse_unused_reward_settings(config)
-        original(self, *args, **kwargs)
+    def wrap(original):
+        @functools.wraps(original)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            config = kwargs.get("config", args[0] if args else None)
+            if config is not None and _selected(config):
+                refuse_unused_reward_settings(config)
+            original(self, *args, **kwargs)
 
-    __init__.__gdpo_verl_wrapped__ = True
-    cls.__init__ = __init__
+        return __init__
 
-
-def supported_version(found: str | None) -> bool:
-    return bool(found) and found.startswith(SUPPORTED_SERIES)
+    wrap_once(module.RewardLoopManager, "__init__", wrap)
 
 
 def _register(module: ModuleType) -> None:
-    found = verl_version()
-    if not supported_version(found):
-        logger.warning("gdpo-verl: reward manager %r not registered: written for verl 0.9.x, found %s", NAME, found)
+    if not applies(REWARD_MANAGER, module):
         return
     if NAME in _registered:
         return

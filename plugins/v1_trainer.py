@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gdpo_verl_plugins import metrics_bridge
-from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_compat import V1_VERL, supported
+from gdpo_verl_plugins import metrics_bridge, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
-MODULE = "verl.trainer.ppo.v1.trainer_base"
+MODULE = verl_shapes.V1_ADVANTAGE.module
 
 
 @dataclass(frozen=True)
@@ -60,24 +58,31 @@ def _unwrap(value: Any) -> Any:
     return getattr(value, "data", value)
 
 
+def _get_fields(tq: Any, batch: Any, fields: list[str]) -> dict[str, list]:
+    """The ``fields`` TransferQueue holds for the rows of ``batch``; absent ones are left out (TransferQueue returns
+    no column, or refuses, for a field it does not hold), so the estimator can name them with what is present."""
+    try:
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+    except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
+        logger.debug("gdpo-verl: fields %s not in TransferQueue: %s", fields, exc)
+        return {}
+    held = set(data.keys())
+    return {f: list(data[f]) for f in fields if f in held}
+
+
 def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
-    """Reward components of ``batch`` rows from TransferQueue, in row order."""
-    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    """Reward components of ``batch`` rows from TransferQueue, in row order. A key found nowhere is left out, and
+    every reward field present is listed, for the estimator's MissingRewardKeyError."""
     infos = []
-    for value in list(data["extra_fields"]):
+    for value in _get_fields(tq, batch, ["extra_fields"]).get("extra_fields", []):
         extra = _unwrap(value)
         info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
         infos.append(info if isinstance(info, dict) else {})
     found = {k: [info.get(k) for info in infos] for k in keys if any(k in info for info in infos)}
     missing = [k for k in keys if k not in found]
     if missing:  # colocated reward-model mode stores the reward extra info as top-level fields
-        try:
-            top = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=missing)
-        except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
-            logger.debug("gdpo-verl: top-level reward fields %s not in TransferQueue: %s", missing, exc)
-        else:
-            for k in missing:
-                found[k] = [_scalar(v) for v in list(top[k])]
+        for k, column in _get_fields(tq, batch, missing).items():
+            found[k] = [_scalar(v) for v in column]
     for info in infos[:1]:
         for k in info:
             found.setdefault(k, [i.get(k) for i in infos])  # lets an error message list what is present
@@ -118,17 +123,12 @@ def _wrap(original):
         metrics.update(metrics_bridge.pop())
         return out
 
-    _compute_advantage.__gdpo_verl_wrapped__ = True
     return _compute_advantage
 
 
 def _patch(module: Any) -> None:
-    if not supported("the V1 trainer hook", V1_VERL):
-        return
-    cls = module.PPOTrainer
-    if not getattr(cls._compute_advantage, "__gdpo_verl_wrapped__", False):
-        cls._compute_advantage = _wrap(cls._compute_advantage)
+    verl_shapes.wrap_once(module.PPOTrainer, "_compute_advantage", _wrap)
 
 
 def install() -> None:
-    when_imported(MODULE, _patch)
+    verl_shapes.when_shaped(verl_shapes.V1_ADVANTAGE, _patch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tensordict import TensorDict
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 
@@ -20,8 +21,8 @@ class FakeTransferQueue:
         rows = [self.rows[(partition_id, k)] for k in keys]
         wanted = select_fields or list(rows[0])
         fields = [f for f in wanted if all(f in r for r in rows)]  # like TQ: absent fields are not returned
-        if not fields:
-            raise KeyError(f"none of {wanted} stored")
+        if not fields:  # like TQ: an empty TensorDict (indexing it raises 'key "x" not found in TensorDict')
+            return TensorDict({}, batch_size=[len(rows)])
         return list_of_dict_to_tensordict([{f: r[f] for f in fields} for r in rows])
 
     def kv_batch_put(self, keys, partition_id, fields):

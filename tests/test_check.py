@@ -185,3 +185,16 @@ def test_cli_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 def test_fallback_reward_names() -> None:
     assert _fallback_names({"suite": "gsm8k"}) == ["correct", "integer", "format"]
     assert _fallback_names({"suite": "math", "rewards": [{"name": "length"}, {"name": "extra"}]})[-1] == "extra"
+
+
+def test_gdpo_without_reward_keys_says_what_the_estimator_says(composer: Composer) -> None:
+    from gdpo_verl.config import missing_reward_keys_message
+
+    args = [a for a in GOOD if "gdpo_reward_" not in a]
+    assert _errors(check_args(args, composer), "gdpo") == [missing_reward_keys_message()]
+
+
+def test_misspelled_top_level_gdpo_key_gets_a_suggestion(composer: Composer) -> None:
+    args = [a for a in GOOD if "gdpo_reward_weights" not in a] + ["+algorithm.gdpo_reward_weigths=[1.0,0.5]"]
+    (message,) = _errors(check_args(args, composer), "gdpo")
+    assert "did you mean 'algorithm.gdpo_reward_weights'" in message

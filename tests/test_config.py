@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from gdpo_verl.config import GDPOConfig, GDPOConfigError
+from gdpo_verl.config import OPTION_KEYS, GDPOConfig, GDPOConfigError, missing_reward_keys_message
 
 
 def parse(**alg):
@@ -46,7 +46,7 @@ def test_conditions_resolve_to_indices():
         ({"gdpo": {"batch_norm": "tokens"}}, r"batch_norm must be one of \['sample', 'token', 'none'\]"),
         ({"gdpo": {"eps_group": -1}}, "eps_group must be >= 0"),
         ({"gdpo": {"nan_policy": "drop"}}, "nan_policy"),
-        ({"gdpo": {"bach_norm": "sample"}}, r"unknown algorithm.gdpo option\(s\) \['bach_norm'\]"),
+        ({"gdpo": {"bach_norm": "sample"}}, r"gdpo.bach_norm \(did you mean 'algorithm.gdpo.batch_norm'"),
         ({"gdpo": {"std_norm": {"lenght": False}}}, "std_norm names"),
         ({"gdpo": {"conditions": {"length": {"on": "correct"}}}}, "'length' is not in gdpo_reward_keys"),
         ({"gdpo": {"conditions": {"format": {"on": "format"}}}}, "must be another key"),
@@ -67,3 +67,37 @@ def test_condition_yaml_on_key_read_as_true():
     assert True in raw["format"]
     (c,) = parse(gdpo={"conditions": raw}).conditions
     assert (c.target, c.on, c.threshold) == (0, 1, 0.5)
+
+
+def test_no_reward_keys_is_an_error_never_the_summed_score():
+    for alg in ({}, {"adv_estimator": "gdpo"}, {"gdpo_reward_keys": []}, None):
+        with pytest.raises(GDPOConfigError) as e:
+            GDPOConfig.from_algorithm(alg)
+        assert str(e.value) == missing_reward_keys_message()
+    assert "[score]" in missing_reward_keys_message()
+    assert GDPOConfig.from_algorithm({"gdpo_reward_keys": ["score"]}).reward_keys == ("score",)
+
+
+@pytest.mark.parametrize(
+    ("alg", "match"),
+    [
+        ({"gdpo_reward_key": ["a"]}, r"algorithm.gdpo_reward_key \(did you mean 'algorithm.gdpo_reward_keys'\?\)"),
+        (
+            {"gdpo_reward_keys": ["a", "b"], "gdpo_reward_weigths": [1, 2]},
+            r"algorithm.gdpo_reward_weigths \(did you mean 'algorithm.gdpo_reward_weights'\?\)",
+        ),
+        ({"gdpo_reward_keys": ["a"], "gdpo_opts": {}}, r"unknown key algorithm.gdpo_opts"),
+        ({"gdpo_reward_keys": ["a"], "gdpo": {"nan_polcy": "zero"}}, r"did you mean 'algorithm.gdpo.nan_policy'"),
+    ],
+)
+def test_misspelled_gdpo_keys_are_named_with_a_suggestion(alg, match):
+    with pytest.raises(GDPOConfigError, match=match):
+        GDPOConfig.from_algorithm(alg)
+
+
+def test_every_known_option_is_accepted():
+    # the one list of options: each name passes the unknown-option check (values are validated elsewhere)
+    for name in OPTION_KEYS:
+        with pytest.raises(GDPOConfigError) as e:
+            GDPOConfig.from_algorithm({"gdpo_reward_keys": ["a"], "gdpo": {name: object()}})
+        assert "unknown option" not in str(e.value)

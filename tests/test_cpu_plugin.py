@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 import torch
 from gdpo_verl_plugins import cpu, post_import
@@ -34,18 +32,6 @@ def test_install_inactive_registers_nothing(monkeypatch):
     monkeypatch.setenv(cpu.ENV, "0")
     before = {k: list(v) for k, v in post_import._callbacks.items()}
     assert cpu.install() is False
-    assert {k: list(v) for k, v in post_import._callbacks.items()} == before
-
-
-def test_other_verl_version_warns_once_and_patches_nothing(monkeypatch, caplog, no_accelerator):
-    monkeypatch.setattr(cpu, "verl_version", lambda: "0.10.0")
-    monkeypatch.setattr(cpu, "_warned", False)
-    before = {k: list(v) for k, v in post_import._callbacks.items()}
-    with caplog.at_level(logging.WARNING, logger="gdpo_verl"):
-        assert cpu.install() is False
-        assert cpu.install() is False
-    warnings = [r for r in caplog.records if "CPU training not enabled" in r.getMessage()]
-    assert len(warnings) == 1 and cpu.SUPPORTED_VERL in warnings[0].getMessage()
     assert {k: list(v) for k, v in post_import._callbacks.items()} == before
 
 

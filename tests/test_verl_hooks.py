@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import inspect
-import logging
 
 import pytest
 
 pytest.importorskip("verl")
 pytestmark = pytest.mark.verl
 
-from gdpo_verl_plugins import adv_estimator, legacy_trainer, v1_trainer, verl_compat  # noqa: E402
+from gdpo_verl_plugins import adv_estimator, legacy_trainer, v1_trainer, verl_shapes  # noqa: E402
 
 
-def test_installed_verl_is_supported():
-    assert verl_compat.verl_version() in verl_compat.SUPPORTED_VERL
+@pytest.mark.parametrize("hook", verl_shapes.HOOKS, ids=lambda h: h.module)
+def test_installed_verl_has_every_shape_a_hook_needs(hook):
+    import importlib
+
+    assert hook.missing(importlib.import_module(hook.module)) == []
+    assert verl_shapes.problem(hook) is None
 
 
 def test_estimator_registry_holds_ours_and_keeps_the_builtin():
@@ -64,10 +67,3 @@ def test_session_layout():
     assert v1_trainer.session_layout(["a_0_0", "a_1_0"]) is None
     final, owner = v1_trainer.session_layout(["a_0_0", "a_0_1", "b_0_0"])
     assert final.tolist() == [1, 2] and owner.tolist() == [0, 0, 1]
-
-
-def test_unsupported_version_warns_and_skips(monkeypatch, caplog):
-    monkeypatch.setattr(verl_compat, "verl_version", lambda: "0.10.0")
-    with caplog.at_level(logging.WARNING, logger="gdpo_verl"):
-        assert not verl_compat.supported("a hook")
-    assert "written for verl 0.9.0 / 0.9.1, found 0.10.0" in caplog.text

@@ -134,3 +134,69 @@ def test_legacy_kl_in_reward_changes_advantages():
     plain = ray_trainer.compute_advantage(legacy_data(mask, comps, uid, rewards), "gdpo", config=algorithm())
     kl = ray_trainer.compute_advantage(data, "gdpo", config=algorithm(use_kl_in_reward=True))
     assert not torch.allclose(plain.batch["advantages"], kl.batch["advantages"])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, OmegaConf.create({"adv_estimator": "gdpo"}), {"adv_estimator": "gdpo", "gdpo_reward_keys": None}],
+    ids=["none", "dictconfig", "dict"],
+)
+def test_no_reward_keys_stops_the_first_advantage_step_with_the_check_message(config):
+    from gdpo_verl.config import GDPOConfigError, missing_reward_keys_message
+
+    mask, comps, uid, rewards = make_batch()
+    with pytest.raises(GDPOConfigError) as e:
+        adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=config, non_tensor_batch=comps)
+    assert str(e.value) == missing_reward_keys_message()
+
+
+def test_misspelled_top_level_key_stops_the_step_with_a_suggestion():
+    from gdpo_verl.config import GDPOConfigError
+
+    mask, comps, uid, rewards = make_batch()
+    cfg = OmegaConf.create({"gdpo_reward_key": ["format", "correct"]})
+    with pytest.raises(GDPOConfigError, match="did you mean 'algorithm.gdpo_reward_keys'"):
+        adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=cfg, non_tensor_batch=comps)
+
+
+def test_explicit_score_key_reads_token_level_scores():
+    """[score] asked for explicitly: one component, the sequence sum of token_level_scores (not the KL-shaped
+    token_level_rewards), equal to verl's GRPO without the batch step."""
+    mask, _, uid, rewards = make_batch(g=5, seed=7)
+    shaped = rewards - 0.2 * mask
+    cfg = OmegaConf.create({"gdpo_reward_keys": ["score"], "gdpo": {"batch_norm": "none"}})
+    ours, _ = adv_estimator.compute_gdpo_outcome_advantage(
+        shaped, mask, uid, config=cfg, non_tensor_batch={"uid": uid}, batch={"token_level_scores": rewards}
+    )
+    grpo, _ = core_algos.compute_grpo_outcome_advantage(rewards, mask, uid)
+    torch.testing.assert_close(ours, grpo, atol=1e-5, rtol=1e-5)
+
+
+def test_verl_algo_config_dataclass_is_accepted():
+    from verl.trainer.config import AlgoConfig
+
+    from gdpo_verl.config import GDPOConfigError, missing_reward_keys_message
+
+    mask, comps, uid, rewards = make_batch(seed=8)
+    dc = AlgoConfig(adv_estimator="gdpo", gdpo_reward_keys=["format", "correct"], gdpo_reward_weights=[1.0, 2.0])
+    ours, _ = adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=dc, non_tensor_batch=comps)
+    same = algorithm(gdpo_reward_weights=[1.0, 2.0])
+    expected, _ = adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=same, non_tensor_batch=comps)
+    torch.testing.assert_close(ours, expected)
+    with pytest.raises(GDPOConfigError) as e:
+        adv_estimator.compute_gdpo_outcome_advantage(
+            rewards, mask, uid, config=AlgoConfig(adv_estimator="gdpo"), non_tensor_batch=comps
+        )
+    assert str(e.value) == missing_reward_keys_message()
+
+
+def test_steps_log_at_most_one_warning_per_run(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setattr(adv_estimator, "_announced", False)
+    mask, comps, uid, rewards = make_batch(seed=9)
+    with caplog.at_level(logging.WARNING, logger="gdpo_verl"):
+        for _ in range(3):
+            adv_estimator.compute_gdpo_outcome_advantage(rewards, mask, uid, config=algorithm(), non_tensor_batch=comps)
+            metrics_bridge.pop()
+    assert len(caplog.records) == 1 and "runs gdpo_verl's GDPO" in caplog.records[0].getMessage()

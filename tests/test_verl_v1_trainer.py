@@ -122,6 +122,24 @@ def test_v1_missing_key_is_a_clear_error(monkeypatch):
         run(trainer(gdpo_reward_keys=["format", "length"]), fake, keys, monkeypatch)
 
 
+@pytest.mark.parametrize("top_level", [False, True], ids=["reward_extra_info", "colocated_top_level"])
+def test_v1_misspelled_key_is_the_legacy_missing_key_error(monkeypatch, top_level):
+    """TransferQueue answers an empty TensorDict for a field it does not hold; that must not surface as a raw
+    TensorDict KeyError but as the MissingRewardKeyError the legacy trainer gives."""
+    from gdpo_verl_plugins.adv_estimator import MissingRewardKeyError
+
+    keys, comps, lengths = single_output_batch(3)
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths, top_level=top_level)
+    present = "['correct', 'format', 'score']" if not top_level else "['correct', 'format']"
+    with pytest.raises(MissingRewardKeyError) as e:
+        run(trainer(gdpo_reward_keys=["format", "corect"]), fake, keys, monkeypatch)
+    message = str(e.value)
+    assert "'corect'" in message and "TensorDict" not in message
+    if not top_level:
+        assert f"Reward fields present: {present}" in message, message
+
+
 def test_v1_other_estimators_untouched(monkeypatch):
     keys, comps, lengths = single_output_batch(2)
     fake = FakeTransferQueue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import math
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_registry_api_is_what_the_plugin_uses():
     src = inspect.getsource(ppo_reward.load_reward_manager)
     assert "config=config" in src and "tokenizer=tokenizer" in src  # the whole config reaches the manager
     from gdpo_verl_plugins import reward_manager as plugin
+    from gdpo_verl_plugins import verl_shapes
 
-    assert plugin.supported_version(verl.__version__)
+    assert verl_shapes.REWARD_MANAGER.missing(importlib.import_module(verl_shapes.REWARD_MANAGER.module)) == []
     assert registry.get_reward_manager_cls(plugin.NAME) is plugin._registered[plugin.NAME]
 
 

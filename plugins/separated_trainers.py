@@ -1,0 +1,32 @@
+"""verl's one-step-off and fully-async trainers (``verl.experimental``): log the estimator's gdpo/* metrics.
+
+Both subclass ``SeparateRayPPOTrainer``, whose ``_fit_compute_advantage(batch)`` runs ``compute_advantage`` (our
+estimator, with the reward components in ``non_tensor_batch`` as on the legacy trainer) and gathers the step's
+metrics in ``self.metrics``; wrapping it merges ours there.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from gdpo_verl_plugins import metrics_bridge, verl_shapes
+
+
+def _wrap(original):
+    @functools.wraps(original)
+    def _fit_compute_advantage(self, batch, *args, **kwargs):
+        metrics_bridge.pop()  # nothing stale from an earlier failed step
+        out = original(self, batch, *args, **kwargs)
+        self.metrics.update(metrics_bridge.pop())
+        return out
+
+    return _fit_compute_advantage
+
+
+def _patch(module: Any) -> None:
+    verl_shapes.wrap_once(module.SeparateRayPPOTrainer, "_fit_compute_advantage", _wrap)
+
+
+def install() -> None:
+    verl_shapes.when_shaped(verl_shapes.SEPARATED_METRICS, _patch)
