@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, Condition
+from gdpo_verl.conditions import Condition, parse_condition
+from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, ConditionColumns
 from gdpo_verl.plain_config import to_plain
-from gdpo_verl.yaml_keys import condition_keys
 
 KL_MODES = ("raw", "error")
 IMPLS = ("gdpo_verl", "verl")
@@ -72,6 +72,12 @@ class GDPOConfig:
     aggregation: str = "gdpo"
     aggregation_args: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs
     weight_schedule: tuple[Any, ...] = ()  # one Schedule per key when gdpo_reward_weights holds a schedule
+
+    @property
+    def condition_columns(self) -> tuple[ConditionColumns, ...]:
+        """The conditions as the core takes them: (target column, gate column, threshold)."""
+        col = self.reward_keys.index
+        return tuple((col(c.target), col(c.on), c.threshold) for c in self.conditions)
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> GDPOConfig:
@@ -219,21 +225,10 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
     for target, spec in raw.items():
         if target not in keys:
             raise GDPOConfigError(f"algorithm.gdpo.conditions: {target!r} is not in gdpo_reward_keys={list(keys)}")
-        spec = condition_keys(spec)
-        if not isinstance(spec, Mapping) or "on" not in spec:
-            raise GDPOConfigError(f"algorithm.gdpo.conditions.{target} needs 'on' (and 'threshold'), got {spec!r}")
-        unknown = sorted(str(k) for k in spec if k not in ("on", "threshold"))
-        if unknown:
-            raise GDPOConfigError(
-                f"algorithm.gdpo.conditions.{target}: unknown option(s) {unknown}; expected 'on' and 'threshold'"
-            )
-        on = spec["on"]
-        if on not in keys or on == target:
-            raise GDPOConfigError(
-                f"algorithm.gdpo.conditions.{target}.on={on!r} must be another key of gdpo_reward_keys={list(keys)}"
-            )
-        threshold = _finite(f"conditions.{target}.threshold", spec.get("threshold", 1.0))
-        out.append(Condition(keys.index(target), keys.index(on), threshold))
+        try:
+            out.append(parse_condition(f"algorithm.gdpo.conditions.{target}", target, spec, keys))
+        except ValueError as e:
+            raise GDPOConfigError(str(e)) from None
     return tuple(out)
 
 

@@ -21,15 +21,7 @@ import torch
 
 BATCH_NORM_MODES = ("sample", "token", "none")
 NAN_POLICIES = ("exclude", "zero", "error")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """Eq. 8: reward ``target`` counts only where reward ``on`` is >= ``threshold`` (else it becomes 0)."""
-
-    target: int
-    on: int
-    threshold: float
+ConditionColumns = tuple[int, int, float]  # Eq. 8 as (target column, gate column, threshold)
 
 
 @dataclass
@@ -92,13 +84,14 @@ def group_normalize(
     return torch.where(keep, adv, torch.zeros_like(adv))
 
 
-def apply_conditions(rewards: torch.Tensor, conditions: Sequence[Condition]) -> torch.Tensor:
-    """Eq. 8 on (B, K) rewards. Gates read the unconditioned values; a missing gate or target stays missing."""
+def apply_conditions(rewards: torch.Tensor, conditions: Sequence[ConditionColumns]) -> torch.Tensor:
+    """Eq. 8 on (B, K) rewards, each condition as (target column, gate column, threshold): the target counts only
+    where the gate is >= threshold. Gates read the unconditioned values; a missing gate or target stays missing."""
     out = rewards.clone()
-    for c in conditions:
-        gate, target = rewards[:, c.on], rewards[:, c.target]
-        gated = torch.where(gate >= c.threshold, target, torch.zeros_like(target))
-        out[:, c.target] = torch.where(torch.isnan(gate) | torch.isnan(target), float("nan"), gated)
+    for target_col, gate_col, threshold in conditions:
+        gate, target = rewards[:, gate_col], rewards[:, target_col]
+        gated = torch.where(gate >= threshold, target, torch.zeros_like(target))
+        out[:, target_col] = torch.where(torch.isnan(gate) | torch.isnan(target), float("nan"), gated)
     return out
 
 
@@ -139,7 +132,7 @@ def gdpo_advantages(
     eps_batch: float = 1e-6,
     scale_by_std: Sequence[bool] | bool = True,
     batch_norm: str = "sample",
-    conditions: Sequence[Condition] = (),
+    conditions: Sequence[ConditionColumns] = (),
     lengths: torch.Tensor | None = None,
     extra: torch.Tensor | None = None,
     combine: Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,

@@ -66,7 +66,7 @@ def compute_gdpo(
         eps_batch=cfg.eps_batch,
         scale_by_std=list(cfg.std_norm) or True,
         batch_norm=cfg.batch_norm,
-        conditions=cfg.conditions,
+        conditions=cfg.condition_columns,
         lengths=lengths,
         extra=extra,
         combine=combine,

@@ -26,10 +26,11 @@ def test_norm_adv_by_std_in_grpo_is_honoured_and_per_reward_toggle():
     assert parse(gdpo={"std_norm": {"format": False}}).std_norm == (False, True)
 
 
-def test_conditions_resolve_to_indices():
+def test_conditions_resolve_to_columns():
     cfg = parse(gdpo={"conditions": {"format": {"on": "correct", "threshold": 1}}})
     (c,) = cfg.conditions
-    assert (c.target, c.on, c.threshold) == (0, 1, 1.0)
+    assert (c.target, c.on, c.threshold) == ("format", "correct", 1.0)
+    assert cfg.condition_columns == ((0, 1, 1.0),)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_condition_yaml_on_key_read_as_true():
     raw = OmegaConf.to_container(OmegaConf.create("format:\n  on: correct\n  threshold: 0.5\n"))
     assert True in raw["format"]
     (c,) = parse(gdpo={"conditions": raw}).conditions
-    assert (c.target, c.on, c.threshold) == (0, 1, 0.5)
+    assert (c.target, c.on, c.threshold) == ("format", "correct", 0.5)
 
 
 def test_no_reward_keys_is_an_error_never_the_summed_score():

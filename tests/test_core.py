@@ -9,7 +9,7 @@ import pytest
 import torch
 from reference import reference_gdpo
 
-from gdpo_verl.core import Condition, apply_conditions, batch_normalize, gdpo_advantages, group_normalize
+from gdpo_verl.core import apply_conditions, batch_normalize, gdpo_advantages, group_normalize
 
 NAN = float("nan")
 R2 = math.sqrt(2.0)
@@ -98,7 +98,7 @@ def test_std_division_can_be_turned_off_per_reward():
 
 def test_condition_eq8_gates_on_another_reward():
     rows = torch.tensor([[1.0, 1.0], [0.0, 1.0], [NAN, 1.0], [1.0, NAN]])
-    out = apply_conditions(rows, [Condition(target=1, on=0, threshold=1.0)])
+    out = apply_conditions(rows, [(1, 0, 1.0)])
     assert out[:, 1].tolist()[:2] == [1.0, 0.0]
     assert math.isnan(out[2, 1]) and math.isnan(out[3, 1])
 

@@ -19,7 +19,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..yaml_keys import condition_keys
+from ..conditions import Condition, parse_condition
+from ..plain_config import to_plain
 from .pool import CallOutcome, RewardPool
 from .suites import SUITES, check_fn_spec
 
@@ -37,12 +38,6 @@ WAITING_FACTOR = 2
 
 class RewardConfigError(ValueError):
     """The ``reward.gdpo_multi`` section is invalid."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    on: str
-    threshold: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,15 +59,6 @@ class MultiRewardConfig:
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.rewards]
-
-
-def _plain(obj: Any) -> Any:
-    """OmegaConf containers -> plain python (without importing omegaconf unless it is already loaded)."""
-    if hasattr(obj, "_content") and type(obj).__module__.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(obj, resolve=True)
-    return obj
 
 
 def _merge(suite: str | None, rewards: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -107,11 +93,12 @@ def _spec(entry: Mapping[str, Any]) -> RewardSpec:
         check_fn_spec(fn)
     except ValueError as e:
         raise RewardConfigError(str(e)) from None
-    cond = condition_keys(entry.get("condition"))
+    cond = entry.get("condition")
     if cond is not None:
-        if not isinstance(cond, Mapping) or "on" not in cond or set(cond) - {"on", "threshold"}:
-            raise RewardConfigError(f"reward {name!r}: condition must be {{on: <reward>, threshold: <number>}}")
-        cond = Condition(str(cond["on"]), float(cond.get("threshold", 1.0)))
+        try:  # ``on`` is checked against the other rewards once all are known (parse_config)
+            cond = parse_condition(f"reward {name!r}: condition", name, cond)
+        except ValueError as e:
+            raise RewardConfigError(str(e)) from None
     weight = float(entry.get("weight", 1.0))
     timeout = entry.get("timeout_s")
     if not math.isfinite(weight):
@@ -123,7 +110,7 @@ def _spec(entry: Mapping[str, Any]) -> RewardSpec:
 
 def parse_config(section: Mapping[str, Any] | None) -> MultiRewardConfig:
     """Build the manager config from ``reward.gdpo_multi`` (a dict or DictConfig). Raises RewardConfigError."""
-    section = _plain(section) or {}
+    section = to_plain(section) or {}
     if not isinstance(section, Mapping):
         raise RewardConfigError(f"reward.gdpo_multi must be a mapping, got {type(section).__name__}")
     unknown = set(section) - _TOP_KEYS
@@ -159,7 +146,7 @@ def validate_against_keys(cfg: MultiRewardConfig, reward_keys: Sequence[str] | N
     """Raise if ``algorithm.gdpo_reward_keys`` (when set) is not exactly the set of configured reward names."""
     if reward_keys is None:
         return
-    keys = [str(k) for k in _plain(reward_keys)]
+    keys = [str(k) for k in to_plain(reward_keys)]
     if sorted(keys) != sorted(cfg.names):
         raise RewardConfigError(
             f"algorithm.gdpo_reward_keys={keys} does not match the rewards of reward.gdpo_multi={cfg.names}; "

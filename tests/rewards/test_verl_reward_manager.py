@@ -51,7 +51,9 @@ def test_registry_api_is_what_the_plugin_uses():
 
 def _compose(extra=(), base=OVERRIDES):
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    GlobalHydra.instance().clear()  # `gdpo-verl check` keeps its own Hydra initialized between calls
     config_dir = Path(verl.__file__).parent / "trainer" / "config"
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         return compose(config_name="ppo_trainer", overrides=[*base, *extra])
