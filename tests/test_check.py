@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gdpo_verl.check_report import Finding, errors, render
-from gdpo_verl.check_rewards import _fallback_names
+from gdpo_verl.check.report import Finding, errors, render
+from gdpo_verl.check.rewards import _fallback_names
 
 pytest.importorskip("hydra")
 pytest.importorskip("gdpo_verl.config")
 if importlib.util.find_spec("verl") is None:
     pytest.skip("verl is not installed", allow_module_level=True)
 
-from gdpo_verl.check import check_args  # noqa: E402
-from gdpo_verl.check_compose import Composer  # noqa: E402
+from gdpo_verl.check.cli import check_args  # noqa: E402
+from gdpo_verl.check.compose import Composer  # noqa: E402
 
 pytestmark = pytest.mark.verl
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gdpo_verl.check_compose import Composer, dump_script
+from gdpo_verl.check.compose import Composer, dump_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -121,8 +121,8 @@ def composer() -> Composer:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_script_passes_the_checker(script: str, variant: str, composer: Composer) -> None:
     pytest.importorskip("gdpo_verl.config")
-    from gdpo_verl.check import check_args
-    from gdpo_verl.check_report import errors, render
+    from gdpo_verl.check.cli import check_args
+    from gdpo_verl.check.report import errors, render
 
     found = check_args(_dump(script, *VARIANTS[variant]), composer)
     assert not errors(found), render(found, f"{script} {variant}")
@@ -149,8 +149,8 @@ def test_reward_setup_per_run(composer: Composer) -> None:
 @pytest.mark.verl
 @needs_verl
 def test_checker_catches_a_broken_recipe(composer: Composer) -> None:
-    from gdpo_verl.check import check_args
-    from gdpo_verl.check_report import errors
+    from gdpo_verl.check.cli import check_args
+    from gdpo_verl.check.report import errors
 
     found = check_args(_dump("math_r1_distill_7b.sh", ACTOR_TP="8", ROLLOUT_TP="3"), composer)
     msgs = "\n".join(f.message for f in errors(found))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info, warn
+from gdpo_verl.check.report import Finding, err, info, warn
 
 MANAGER = "gdpo_multi"
 SIGNATURE = "gdpo_signature"

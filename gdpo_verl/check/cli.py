@@ -16,10 +16,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from gdpo_verl.check_compose import Composer, dump_script
-from gdpo_verl.check_parallel import check_legacy, check_parallel, check_trainer, known_model_shape, load_model_shape
-from gdpo_verl.check_report import Finding, err, errors, info, render, warn
-from gdpo_verl.check_rewards import check_rewards
+from gdpo_verl.check.compose import Composer, dump_script
+from gdpo_verl.check.parallel import check_legacy, check_parallel, check_trainer, known_model_shape, load_model_shape
+from gdpo_verl.check.report import Finding, err, errors, info, render, warn
+from gdpo_verl.check.rewards import check_rewards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info, warn
+from gdpo_verl.check.report import Finding, err, info, warn
 
 DUMP_ENV = "GDPO_VERL_CHECK_DUMP"
 DEFAULT_CONFIG = "ppo_trainer"

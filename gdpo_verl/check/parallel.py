@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info
+from gdpo_verl.check.report import Finding, err, info
 
 # Keys verl 0.9.x still composes (legacy_reward_impl.yaml, all null) but never reads.
 LEGACY_SECTIONS = {
