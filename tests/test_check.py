@@ -26,6 +26,8 @@ GOOD = [
     "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
     "data.train_batch_size=16",
     "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+    "actor_rollout_ref.actor.use_dynamic_bsz=True",
+    "actor_rollout_ref.rollout.n=4",
     "algorithm.adv_estimator=gdpo",
     "+algorithm.gdpo_reward_keys=[correct,length]",
     "+algorithm.gdpo_reward_weights=[1.0,0.5]",
@@ -104,11 +106,21 @@ def test_invalid_manager_section(composer: Composer) -> None:
     assert any("'fn' is required" in m for m in _errors(found, "reward")), render(found, "")
 
 
-def test_filter_groups_metric_must_be_signature(composer: Composer) -> None:
+def _warnings(found: list[Finding], topic: str) -> list[str]:
+    return [f.message for f in found if f.level == "warn" and f.topic == topic]
+
+
+def test_filter_groups_metric_signature_recommended(composer: Composer) -> None:
     dapo = [*GOOD, "algorithm.filter_groups.enable=True"]
-    msgs = _errors(check_args([*dapo, "algorithm.filter_groups.metric=seq_reward"], composer), "dapo")
-    assert any("gdpo_signature" in m for m in msgs) and any("not emitted" in m for m in msgs), msgs
-    assert not errors(check_args([*dapo, "algorithm.filter_groups.metric=gdpo_signature"], composer))
+    found = check_args([*dapo, "algorithm.filter_groups.metric=seq_reward"], composer)
+    assert any("not emitted" in m for m in _errors(found, "dapo")), render(found, "")
+    found = check_args([*dapo, "algorithm.filter_groups.metric=gdpo_signature"], composer)
+    assert not errors(found) and not _warnings(found, "dapo")
+    # the paper's own choice: allowed, with a warning that explains what it drops and recommends gdpo_signature
+    found = check_args([*dapo, "algorithm.filter_groups.metric=reward"], composer)
+    assert not errors(found), render(found, "")
+    msgs = _warnings(found, "dapo")
+    assert len(msgs) == 1 and "components vary but whose total is constant" in msgs[0] and "gdpo_signature" in msgs[0]
     # GRPO on the summed reward may filter on it
     grpo = _replace(dapo, adv_estimator="algorithm.adv_estimator=grpo")
     assert not errors(check_args([*grpo, "algorithm.filter_groups.metric=reward"], composer))
@@ -185,3 +197,119 @@ def test_cli_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 def test_fallback_reward_names() -> None:
     assert _fallback_names({"suite": "gsm8k"}) == ["correct", "integer", "format"]
     assert _fallback_names({"suite": "math", "rewards": [{"name": "length"}, {"name": "extra"}]})[-1] == "extra"
+
+
+def test_rollout_n_below_two_with_gdpo(composer: Composer) -> None:
+    msgs = _errors(check_args([*GOOD, "actor_rollout_ref.rollout.n=1"], composer), "gdpo")
+    assert any("every advantage is 0" in m for m in msgs), msgs
+    grpo = _replace(GOOD, adv_estimator="algorithm.adv_estimator=grpo")
+    assert not _errors(check_args([*grpo, "actor_rollout_ref.rollout.n=1"], composer), "gdpo")
+
+
+def test_token_limits_with_dynamic_bsz(composer: Composer) -> None:
+    long = [*GOOD, "data.max_prompt_length=1024", "data.max_response_length=8000", "algorithm.use_kl_in_reward=True"]
+    dyn = [
+        *long,
+        "actor_rollout_ref.actor.use_dynamic_bsz=True",
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=8192",
+    ]
+    msgs = _errors(check_args(dyn, composer), "limits")
+    # the actor's limit, and the log-prob limits of rollout and ref that interpolate from it
+    assert len(msgs) == 3, msgs
+    assert all("1024 + 8000 = 9024" in m and "at least 9024" in m for m in msgs)
+    assert {m.split("=")[0] for m in msgs} == {
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+        "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu",
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu",
+    }
+    ok = [*dyn, "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=18048"]
+    assert not _errors(check_args(ok, composer), "limits")
+    one = [*ok, "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=4096"]
+    assert [m.split("=")[0] for m in _errors(check_args(one, composer), "limits")] == [
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu"
+    ]
+    # Ulysses sequence parallelism splits a sequence: 4 x 4096 holds 9024 tokens
+    sp = [*dyn, "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"]
+    sp += [
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=4",
+        "actor_rollout_ref.ref.ulysses_sequence_parallel_size=4",
+    ]
+    assert not _errors(check_args(sp, composer), "limits")
+
+
+def test_max_model_len(composer: Composer) -> None:
+    args = [*GOOD, "data.max_prompt_length=1024", "data.max_response_length=8000"]
+    msgs = _errors(check_args([*args, "actor_rollout_ref.rollout.max_model_len=8192"], composer), "limits")
+    assert msgs and "silently cuts responses" in msgs[0], msgs
+    assert not _errors(check_args([*args, "actor_rollout_ref.rollout.max_model_len=9024"], composer), "limits")
+
+
+def test_unregistered_estimator(composer: Composer) -> None:
+    found = check_args(_replace(GOOD, adv_estimator="algorithm.adv_estimator=grpo_vectorised"), composer)
+    msgs = _errors(found, "estimator")
+    assert msgs and "did you mean grpo_vectorized" in msgs[0] and "gdpo" in msgs[0], msgs
+    for name in ("grpo", "rloo", "gae", "optimal_token_baseline", "gdpo"):
+        assert not _errors(
+            check_args(_replace(GOOD, adv_estimator=f"algorithm.adv_estimator={name}"), composer), "estimator"
+        )
+
+
+def test_unknown_gdpo_top_level_key(composer: Composer) -> None:
+    found = check_args([*GOOD, "+algorithm.gdpo_reward_weigths=[1.0,0.5]"], composer)
+    msgs = _errors(found, "unknown-key")
+    assert msgs and "did you mean algorithm.gdpo_reward_weights" in msgs[0], msgs
+    msgs = _errors(check_args([*GOOD, "+algorithm.gdpo_scale=2"], composer), "unknown-key")
+    assert msgs and "known: gdpo_reward_keys, gdpo_reward_weights" in msgs[0], msgs
+
+
+def test_megatron_key_without_megatron_engine(composer: Composer) -> None:
+    key = "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=2"
+    msgs = _errors(check_args([*GOOD, key], composer), "backend")
+    assert msgs and "add model_engine=megatron" in msgs[0], msgs
+    assert not errors(check_args([*GOOD, "model_engine=megatron", key], composer))
+
+
+def test_gradient_checkpointing_with_megatron(composer: Composer) -> None:
+    meg = [*GOOD, "model_engine=megatron", "actor_rollout_ref.model.enable_gradient_checkpointing=True"]
+    msgs = _warnings(check_args(meg, composer), "memory")
+    assert msgs and "only FSDP reads it" in msgs[0] and "recompute_granularity=full" in msgs[0], msgs
+    otc = "actor_rollout_ref.actor.megatron.override_transformer_config"
+    fixed = [
+        *meg,
+        f"{otc}.recompute_granularity=full",
+        f"{otc}.recompute_method=uniform",
+        f"{otc}.recompute_num_layers=1",
+    ]
+    found = check_args(fixed, composer)
+    assert not _warnings(found, "memory") and not errors(found)
+    assert not _warnings(
+        check_args([*GOOD, "actor_rollout_ref.model.enable_gradient_checkpointing=True"], composer), "memory"
+    )
+
+
+def test_micro_batch_needed_without_dynamic_bsz(composer: Composer) -> None:
+    args = [*GOOD, "actor_rollout_ref.actor.use_dynamic_bsz=False", "actor_rollout_ref.actor.use_kl_loss=True"]
+    msgs = _errors(check_args(args, composer), "batch")
+    assert len(msgs) == 3 and all("no micro-batch size" in m for m in msgs), msgs
+    fixed = [
+        *args,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+    ]
+    assert not _errors(check_args(fixed, composer), "batch")
+
+
+def test_backend_not_importable_is_a_warning(composer: Composer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdpo_verl.check import backend
+
+    monkeypatch.setattr(backend, "importable", lambda name: name != "megatron.bridge")
+    found = check_args([*GOOD, "model_engine=megatron"], composer)
+    msgs = _warnings(found, "install")
+    assert msgs == [
+        "the megatron backend cannot be imported here (megatron.bridge missing): fine on a CPU machine, fatal on the "
+        "cluster; run `gdpo-verl doctor --backend megatron` there"
+    ]
+    assert not errors(found)
+    vanilla = [*GOOD, "model_engine=megatron", "actor_rollout_ref.actor.megatron.vanilla_mbridge=True"]
+    assert not _warnings(check_args(vanilla, composer), "install")  # vanilla mbridge needs `mbridge` instead
