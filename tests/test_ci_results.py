@@ -93,3 +93,92 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     bad.write_text("{not json\n")
     assert cr.main(["--run", f"gdpo={bad}", "--thresholds", str(ROOT / "ci/thresholds.yaml")]) == 2
     assert cr.main(["--run", f"gdpo={tmp_path / 'absent.jsonl'}"]) == 2
+
+
+# --- exact check: the advantages of a (synthetic) training step, recomputed from verl's rollout dump --------------
+
+
+def _load(name: str) -> object:
+    spec = importlib.util.spec_from_file_location(f"ci_{name}", ROOT / "ci" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.verl
+@pytest.mark.parametrize("setting", ["plain", "conditioned-kl-token"])
+def test_exact_check_on_a_step_dumped_in_verls_format(
+    setting: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real plugin estimator runs with the tap on a legacy-trainer batch; verl's own writer dumps the rollouts;
+    the recompute matches, and a changed component, a swapped group or a wrong weight is caught."""
+    pytest.importorskip("verl")
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+
+    from gdpo_verl import estimator
+
+    monkeypatch.setenv("GDPO_CI_TAP_DIR", str(tmp_path / "tap"))
+    monkeypatch.setattr(estimator, "compute_gdpo", estimator.compute_gdpo)  # restored after the test
+    monkeypatch.setattr(estimator, "to_tokens", estimator.to_tokens)
+    tap = _load("advantage_tap")
+    tap.install()
+    from gdpo_verl_plugins import adv_estimator
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    rng = np.random.default_rng(7)
+    groups, g, t = 6, 4, 12
+    n = groups * g
+    uid = np.array([f"u{i // g}" for i in range(n)], dtype=object)
+    comps = {
+        "correct": rng.integers(0, 2, n).astype(float),
+        "length": rng.integers(0, 2, n).astype(float),
+        "format": rng.random(n).round(3),
+    }
+    lengths = rng.integers(3, t + 1, n)
+    mask = torch.tensor([[1] * k + [0] * (t - k) for k in lengths])
+    scores = torch.zeros(n, t, dtype=torch.float32)
+    scores[torch.arange(n), torch.as_tensor(lengths) - 1] = torch.tensor(comps["correct"], dtype=torch.float32)
+    alg: dict[str, object] = {"gdpo_reward_keys": ["correct", "length", "format"], "gdpo_reward_weights": [1.0, 0.5, 2]}
+    token_rewards = scores
+    batch = None
+    if setting != "plain":
+        alg |= {"use_kl_in_reward": True, "gdpo": {"batch_norm": "token", "conditions": {"length": {"on": "correct"}}}}
+        token_rewards = scores - 0.01 * torch.rand(n, t) * mask
+        batch = {"token_level_scores": scores}
+    cfg = OmegaConf.create(alg)
+    adv, _ = adv_estimator.compute_gdpo_outcome_advantage(
+        token_rewards, mask, uid, config=cfg, non_tensor_batch={**comps, "uid": uid}, batch=batch
+    )
+    assert (tmp_path / "tap" / "1.jsonl").is_file()
+
+    def dump(components: dict[str, np.ndarray]) -> Path:
+        out = tmp_path / f"dump{len(list(tmp_path.glob('dump*')))}"
+        extra = {k: v.tolist() for k, v in components.items()}
+        inputs = [f"prompt {u}" for u in uid]
+        outputs = [f"response {i}" for i in range(n)]
+        RayPPOTrainer._write_generations(inputs, outputs, [None] * n, scores.sum(-1).tolist(), extra, str(out), 1)
+        return out
+
+    rc = _load("recompute_advantages")
+    tap_dir = str(tmp_path / "tap")
+    assert rc.main(["--dump", str(dump(comps)), "--tap", tap_dir]) == 0
+    changed = {**comps, "format": comps["format"].copy()}
+    changed["format"][5] += 0.5
+    assert rc.main(["--dump", str(dump(changed)), "--tap", tap_dir]) == 1
+    swapped = {**comps, "correct": comps["length"], "length": comps["correct"]}
+    if not np.array_equal(comps["correct"], comps["length"]):
+        assert rc.main(["--dump", str(dump(swapped)), "--tap", tap_dir]) == 1
+    # a tapped run whose weights differ from what the dump implies
+    lines = (tmp_path / "tap" / "1.jsonl").read_text().splitlines()
+    head = json.loads(lines[0])
+    head["gdpo"]["weights"] = [1.0, 1.0, 1.0]
+    bad = tmp_path / "tap_bad"
+    bad.mkdir()
+    (bad / "1.jsonl").write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    assert rc.main(["--dump", str(dump(comps)), "--tap", str(bad)]) == 1
+    assert rc.main(["--dump", str(tmp_path / "nowhere"), "--tap", tap_dir]) == 2
+    assert float(adv.abs().max()) > 0
