@@ -367,3 +367,49 @@ def test_gpu_extra_brings_verls_megatron_path() -> None:
     assert any(r.startswith("verl[") and "megatron" in r and "vllm" in r for r in gpu)
     readme = (root / "README.md").read_text()
     assert "Python 3.12" in readme and "gdpo-verl doctor --backend megatron" in readme
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python: answers pip's dry-run report from $FAKE_REPORT, runs `-c` code for real, logs the rest.
+if [[ "$*" == *--dry-run* ]]; then printf '%s' "$FAKE_REPORT"; exit 0; fi
+if [[ $1 == -c ]]; then exec python3 "$@"; fi
+printf '%s\\n' "$*" >> "$FAKE_LOG"
+"""
+
+
+@pytest.mark.parametrize(
+    ("report", "env", "index"),
+    [
+        ({"version": "2.13.0", "requires_dist": ["nvidia-cudnn-cu13==9.1; platform_system == 'Linux'"]}, None, True),
+        ({"version": "2.13.0+cpu", "requires_dist": ["filelock"]}, None, False),  # a local CPU wheel
+        ({"version": "2.13.0", "requires_dist": ["filelock"]}, None, False),  # a build without CUDA deps
+        ({"version": "2.13.0+cpu"}, "https://mirror.example/cpu", "https://mirror.example/cpu"),
+        ({"version": "2.13.0"}, "", False),  # forced plain pip
+    ],
+)
+def test_install_script_takes_a_cpu_torch(report: dict, env: str | None, index: bool | str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    log = tmp_path / "log"
+    run_env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "FAKE_REPORT": json.dumps({"install": [{"metadata": report}]}),
+        "FAKE_LOG": str(log),
+    }
+    run_env.pop("GDPO_VERL_TORCH_INDEX", None)
+    if env is not None:
+        run_env["GDPO_VERL_TORCH_INDEX"] = env
+    subprocess.run(["bash", str(root / "scripts" / "install_cpu.sh")], env=run_env, check=True, timeout=60)
+    torch_line = next(line for line in log.read_text().splitlines() if line.endswith("torch==2.13.0"))
+    if index is False:
+        assert "--index-url" not in torch_line
+    else:
+        want = "https://download.pytorch.org/whl/cpu" if index is True else index
+        assert f"--index-url {want} torch==2.13.0" in torch_line
