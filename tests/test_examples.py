@@ -266,6 +266,13 @@ MUTATIONS: list[tuple[str, list[str], dict[str, str], str, str]] = [
         "backend",
         "error",
     ),
+    (
+        "strategy=megatron without the engine",
+        ["--fsdp2", "actor_rollout_ref.actor.strategy=megatron"],
+        {},
+        "backend",
+        "error",
+    ),
     ("no micro-batch without dynamic bsz", ["actor_rollout_ref.actor.use_dynamic_bsz=False"], {}, "batch", "error"),
     (
         "gradient checkpointing on Megatron",

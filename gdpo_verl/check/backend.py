@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, requires
 from typing import Any
 
-from gdpo_verl.check.report import Finding, info, warn
+from gdpo_verl.check.report import Finding, err, info, warn
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,15 @@ def recipe_backends(cfg: Any) -> list[tuple[str, tuple[Module, ...]]]:
 
 def check_backend(cfg: Any, overrides: list[str]) -> list[Finding]:
     out: list[Finding] = []
+    actor = cfg.actor_rollout_ref.actor
+    if str(actor.strategy) == "megatron" and actor.get("megatron") is None:
+        return [
+            err(
+                "backend",
+                "actor_rollout_ref.actor.strategy=megatron without the Megatron engine's config (no "
+                "actor_rollout_ref.actor.megatron section): add model_engine=megatron to the command line",
+            )
+        ]
     for backend, modules in recipe_backends(cfg):
         missing = [m.name for m in modules if not importable(m.name)]
         if missing:

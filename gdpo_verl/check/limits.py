@@ -17,7 +17,7 @@ def _seq_parallel(cfg: Any, role: str) -> int:
     """Sequences are split over Ulysses SP (FSDP) or context parallelism (Megatron); the token limit scales with it."""
     node = cfg[ARR][role]
     if str(cfg[ARR].actor.strategy) == "megatron":
-        meg = node.get("megatron") or cfg[ARR].actor.megatron
+        meg = node.get("megatron") or cfg[ARR].actor.get("megatron") or {}
         return int(meg.get("context_parallel_size", 1) or 1)
     return int(node.get("ulysses_sequence_parallel_size", 1) or 1)
 
