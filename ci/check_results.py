@@ -5,13 +5,17 @@
 
 Reads verl's file-logger JSONL (one ``{"step": n, "data": {metric: value}}`` per line; flat lines with a ``step``
 also work). Each check averages a metric over its last ``window`` logged values (and, for ``improve``, its first)
-and compares that with ``min`` / ``max`` / ``improve``, or with another run (``compare``). A metric name may contain
-``{key}``, expanded over ``keys``. Prints one table row per check; exits 1 if any check fails, 2 on bad input.
+and compares that with ``min`` / ``max`` / ``improve``, or with another run (``compare``, the mean over the runs a
+pattern matches, e.g. one per seed). ``total_min`` bounds the sum of every logged value (a metric never logged sums
+to 0); ``all_finite`` requires every logged value to be finite; ``at_least`` bounds (metric - other metric) of the
+same run. A metric name may contain ``{key}``, expanded over ``keys``; a run name may be a pattern (``gdpo-*``).
+Prints one table row per check; exits 1 if any check fails, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,9 +62,10 @@ def _expand(check: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         yield (check.get("name") or metric).replace("{key}", str(key)), metric.replace("{key}", str(key))
 
 
-def _runs(check: Mapping[str, Any]) -> list[str]:
+def _runs(check: Mapping[str, Any], names: Sequence[str] = ()) -> list[str]:
     run = check.get("run", "gdpo")
-    return [run] if isinstance(run, str) else list(run)
+    patterns = [run] if isinstance(run, str) else list(run)
+    return [n for pat in patterns for n in (sorted(fnmatch.filter(names, pat)) or [pat])]
 
 
 def evaluate(thresholds: Mapping[str, Any], runs: Mapping[str, Mapping[str, Series]]) -> list[Row]:
@@ -71,7 +76,7 @@ def evaluate(thresholds: Mapping[str, Any], runs: Mapping[str, Mapping[str, Seri
             if "compare" in check:
                 rows.append(_compare(label, metric, check["compare"], runs, window))
                 continue
-            for run in _runs(check):
+            for run in _runs(check, list(runs)):
                 rows += _bounds(label, metric, check, run, runs, window)
     return rows
 
@@ -80,10 +85,21 @@ def _bounds(
     label: str, metric: str, check: Mapping[str, Any], run: str, runs: Mapping[str, Mapping[str, Series]], window: int
 ) -> list[Row]:
     values = runs.get(run, {}).get(metric)
+    if "total_min" in check and run in runs:
+        total = sum(v for _, v in values or [])
+        return [Row(label, run, metric, total, f"sum >= {check['total_min']}", total >= float(check["total_min"]))]
     if not values:
         return [Row(label, run, metric, None, "metric missing", False)]
     last = window_mean(values, window)
     rows = []
+    if check.get("all_finite"):
+        bad = [step for step, v in values if not math.isfinite(v)]
+        rows.append(Row(label, run, metric, float(len(bad)), "every value finite", not bad))
+    if "at_least" in check:
+        other = runs[run].get(str(check["at_least"]))
+        diff = last - window_mean(other, window) if other else math.nan
+        margin = float(check.get("margin", 0.0))
+        rows.append(Row(label, run, metric, diff, f"- {check['at_least']} >= {-margin:g}", diff >= -margin))
     finite = math.isfinite(last)
     if "min" in check:
         rows.append(Row(label, run, metric, last, f">= {check['min']}", finite and last >= float(check["min"])))
@@ -102,10 +118,13 @@ def _compare(
     label: str, metric: str, spec: Mapping[str, Any], runs: Mapping[str, Mapping[str, Series]], window: int
 ) -> Row:
     a, b, margin = str(spec["run"]), str(spec["than"]), float(spec.get("margin", 0.0))
-    va, vb = runs.get(a, {}).get(metric), runs.get(b, {}).get(metric)
-    if not va or not vb:
-        return Row(label, f"{a}-{b}", metric, None, "metric missing", False)
-    diff = window_mean(va, window) - window_mean(vb, window)
+    sides = []
+    for pattern in (a, b):
+        series = [runs[n].get(metric) for n in sorted(fnmatch.filter(list(runs), pattern))]
+        if not series or not all(series):
+            return Row(label, f"{a}-{b}", metric, None, "metric missing", False)
+        sides.append(sum(window_mean(v, window) for v in series) / len(series))  # mean over seeds
+    diff = sides[0] - sides[1]
     return Row(label, f"{a}-{b}", metric, diff, f">= {-margin:g}", math.isfinite(diff) and diff >= -margin)
 
 

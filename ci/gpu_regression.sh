@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# GPU regression: Qwen2.5-0.5B-Instruct on GSM8K with three rewards (correct, integer, format), GDPO then GRPO with
-# identical settings (examples/gsm8k_qwen2_5_1_5b.sh, scaled down), then ci/check_results.py on both metric logs.
-# Needs verl with vLLM (pip install -e ".[gpu]") and, on first use, network access for the model and GSM8K.
+# GPU regression of gdpo-verl: one command on one 8-GPU node (Python 3.12, pip install -e ".[gpu,test]").
 #
-# Env: CI_MODEL (Qwen/Qwen2.5-0.5B-Instruct), CI_STEPS (40), CI_GPUS (all visible GPUs), CI_BACKEND (fsdp2 or
-#   megatron), CI_LR (3e-6), CI_OUT (./ci-out), DATA_DIR (CI_OUT/data; GSM8K is fetched when missing),
-#   CI_SKIP_TRAIN=1 (only re-check the logs already in CI_OUT). Extra arguments go to both runs as Hydra overrides.
+#   bash ci/gpu_regression.sh [extra Hydra overrides for every run]
+#
+# 1. Preflight (CPU, ~1 min): `gdpo-verl doctor` for the Megatron and vLLM backends, then `gdpo-verl check
+#    --verl-validate` on the exact command line of every run below. Nothing is launched if either fails.
+# 2. Exact check (FSDP2, legacy trainer, CI_EXACT_STEPS=2 steps): verl dumps each step's rollouts and reward
+#    components (trainer.rollout_data_dir), ci/advantage_tap.py records the advantages the actor trained on, and
+#    ci/recompute_advantages.py recomputes them with gdpo_verl from the dump: they must match to 1e-6.
+# 3. Behaviour (Megatron actor TP 2 x PP 2, vLLM, V1 trainer): Qwen2.5-0.5B-Instruct (14 heads, 2 KV heads, 24
+#    layers) on GSM8K, DAPO dynamic sampling (gdpo_signature for GDPO, the summed reward for GRPO), `integer`
+#    conditioned on `correct`, KL in the reward; GDPO and GRPO for each seed of CI_SEEDS (1 2 3), CI_STEPS (30)
+#    steps, validation at step 0 and every 10 steps.
+# 4. ci/check_results.py against ci/thresholds.yaml: invariants (no NaN, GDPO keeps at least as many distinct
+#    advantages per group as GRPO would, the filter evicted groups) and reward gains relative to step-0 validation.
+#
+# Cost (ESTIMATE, not measured; 8 x H100-80GB): preflight 1 min; exact check ~10 min; each behaviour run ~20 min
+# (startup 3-5, ~30 s/step, validation); 3 seeds x 2 estimators ~2 h. Total ~2.3 h of the node, ~19 GPU-hours.
+# CI_SEEDS=1 cuts it to ~55 min (~7 GPU-hours).
+#
+# Env: CI_MODEL, CI_STEPS, CI_SEEDS, CI_EXACT_STEPS, CI_LR (3e-6), CI_OUT (./ci-out), DATA_DIR (CI_OUT/data; GSM8K
+#   is fetched when missing), CI_GPUS (8), CI_SKIP_TRAIN=1 (only re-check what is already in CI_OUT),
+#   CI_PREFLIGHT_ONLY=1 (stop after the preflight), CI_SKIP_DOCTOR=1 (preflight on a machine without the backends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 OUT=$(realpath -m "${CI_OUT:-ci-out}")
 DATA=${DATA_DIR:-$OUT/data}
-GPUS=${CI_GPUS:-$(nvidia-smi -L | grep -c '^GPU')}
+SEEDS=${CI_SEEDS:-1 2 3}
 mkdir -p "$OUT" "$DATA/gsm8k"
 
 for split in train test; do
@@ -19,28 +36,63 @@ for split in train test; do
   fi
 done
 
-# Same settings for both estimators; only --gdpo/--grpo differs.
-export DATA_DIR=$DATA MODEL_PATH=${CI_MODEL:-Qwen/Qwen2.5-0.5B-Instruct} BACKEND=${CI_BACKEND:-fsdp2}
-export NNODES=1 GPUS_PER_NODE=$GPUS ACTOR_TP=1 ACTOR_PP=1 ROLLOUT_TP=1 ROLLOUT_MEM=0.5
-export TRAIN_BSZ=64 MINI_BSZ=32 N=8 MAX_PROMPT=512 MAX_RESPONSE=512 LR=${CI_LR:-3e-6}
-export LOGGER="['console','file']" PROJECT=gdpo_ci TEST_FREQ=10 SAVE_FREQ=-1
-OVERRIDES=(trainer.total_training_steps="${CI_STEPS:-40}" data.val_max_samples=512 trainer.resume_mode=disable "$@")
 RECIPE=examples/gsm8k_qwen2_5_1_5b.sh
+export DATA_DIR=$DATA MODEL_PATH=${CI_MODEL:-Qwen/Qwen2.5-0.5B-Instruct} NNODES=1 GPUS_PER_NODE=${CI_GPUS:-8}
+export TRAIN_BSZ=64 MINI_BSZ=32 N=8 MAX_PROMPT=512 MAX_RESPONSE=512 LR=${CI_LR:-3e-6} ROLLOUT_TP=1 ROLLOUT_MEM=0.5
+export LOGGER="['console','file']" PROJECT=gdpo_ci TEST_FREQ=10 SAVE_FREQ=-1
+# `integer` counts only when the answer is correct (the manager's conditioned reward); KL in the reward, not a loss.
+REWARDS="++reward.gdpo_multi.rewards=[{name:correct,fn:gdpo_verl.rewards.gsm8k:correct_strict},\
+{name:integer,condition:{on:correct,threshold:1.0}},{name:format}]"
+COMMON=("$REWARDS" algorithm.use_kl_in_reward=True algorithm.kl_ctrl.kl_coef=0.001
+  actor_rollout_ref.actor.use_kl_loss=False data.val_max_samples=512 trainer.resume_mode=disable "$@")
+EXACT=(--fsdp2 --gdpo trainer.total_training_steps="${CI_EXACT_STEPS:-2}" trainer.val_before_train=False
+  trainer.rollout_data_dir="$OUT/exact/rollouts" "${COMMON[@]}")
 
-gdpo-verl doctor
+behaviour() {  # behaviour EST SEED: the Megatron TP2xPP2 DAPO run's script arguments
+  echo "--megatron --$1 trainer.total_training_steps=${CI_STEPS:-30} data.seed=$2 actor_rollout_ref.rollout.seed=$2"
+}
+ray_env() {  # variables the TaskRunner actor needs, through Ray's runtime_env
+  local kv
+  for kv in "$@"; do printf '+ray_kwargs.ray_init.runtime_env.env_vars.%s\n' "$kv"; done
+}
+
+# 1. preflight
+if [[ ${CI_SKIP_DOCTOR:-0} != 1 ]]; then gdpo-verl doctor --backend megatron --backend vllm; fi
+USE_V1=False gdpo-verl check -q --verl-validate --script "$RECIPE" -- "${EXACT[@]}"
 for est in gdpo grpo; do
-  # CPU preflight: the exact command line composes with verl's config and fits the model and GPUs
-  gdpo-verl check --script "$RECIPE" -- "--$est" "${OVERRIDES[@]}"
+  # shellcheck disable=SC2046
+  DAPO=1 ACTOR_TP=2 ACTOR_PP=2 gdpo-verl check -q --verl-validate --script "$RECIPE" -- \
+    $(behaviour "$est" 1) "${COMMON[@]}"
 done
 
+if [[ ${CI_PREFLIGHT_ONLY:-0} == 1 ]]; then exit 0; fi
+
 if [[ ${CI_SKIP_TRAIN:-0} != 1 ]]; then
-  for est in gdpo grpo; do
-    rm -f "$OUT/$est.jsonl"
-    # verl's file logger runs in the TaskRunner actor: hand it the path through Ray's runtime_env
-    EXP_NAME=ci_$est CKPT_DIR=$OUT/ckpt/$est bash "$RECIPE" "--$est" "${OVERRIDES[@]}" \
-      "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH=$OUT/$est.jsonl" 2>&1 | tee "$OUT/$est.log"
+  # 2. exact check: the tap module is imported by verl in every process (VERL_USE_EXTERNAL_MODULES)
+  rm -rf "$OUT/exact"
+  tap_env=(GDPO_CI_TAP_DIR="$OUT/exact/tap" VERL_USE_EXTERNAL_MODULES=advantage_tap
+    PYTHONPATH="$ROOT/ci:${PYTHONPATH:-}")
+  mapfile -t tap_args < <(ray_env "${tap_env[@]}" VERL_FILE_LOGGER_PATH="$OUT/exact/metrics.jsonl")
+  env "${tap_env[@]}" USE_V1=False EXP_NAME=ci_exact CKPT_DIR="$OUT/ckpt/exact" \
+    bash "$RECIPE" "${EXACT[@]}" "${tap_args[@]}" 2>&1 | tee "$OUT/exact.log"
+
+  # 3. behaviour runs
+  for seed in $SEEDS; do
+    for est in gdpo grpo; do
+      run=$est-s$seed
+      rm -f "$OUT/$run.jsonl"
+      mapfile -t log_args < <(ray_env VERL_FILE_LOGGER_PATH="$OUT/$run.jsonl")
+      # shellcheck disable=SC2046
+      DAPO=1 ACTOR_TP=2 ACTOR_PP=2 EXP_NAME=ci_$run CKPT_DIR="$OUT/ckpt/$run" \
+        bash "$RECIPE" $(behaviour "$est" "$seed") "${COMMON[@]}" "${log_args[@]}" 2>&1 | tee "$OUT/$run.log"
+    done
   done
 fi
 
-python ci/check_results.py --run gdpo="$OUT/gdpo.jsonl" --run grpo="$OUT/grpo.jsonl" \
-  --thresholds ci/thresholds.yaml | tee "$OUT/results.txt"
+# 4. results (both reported, then the exit status)
+status=0
+python ci/recompute_advantages.py --dump "$OUT/exact/rollouts" --tap "$OUT/exact/tap" | tee "$OUT/exact.txt" || status=1
+runs=()
+for seed in $SEEDS; do runs+=(--run "gdpo-s$seed=$OUT/gdpo-s$seed.jsonl" --run "grpo-s$seed=$OUT/grpo-s$seed.jsonl"); done
+python ci/check_results.py "${runs[@]}" --thresholds ci/thresholds.yaml | tee "$OUT/results.txt" || status=1
+exit $status

@@ -6,7 +6,8 @@
 #   --grpo | --gdpo        estimator, same as ESTIMATOR=grpo|gdpo (default gdpo); nothing else changes
 #   --fsdp2 | --megatron   training backend, same as BACKEND=fsdp2|megatron (default megatron)
 # Environment (the recipe's defaults are the paper's): MODEL_PATH, TRAIN_FILES, VAL_FILES, DATA_DIR, NNODES,
-#   GPUS_PER_NODE, ACTOR_TP, ACTOR_PP, ROLLOUT_TP, ROLLOUT_MEM, USE_V1, LOGGER, PROJECT, EXP_NAME, CKPT_DIR.
+#   GPUS_PER_NODE, ACTOR_TP, ACTOR_PP, ROLLOUT_TP, ROLLOUT_MEM, USE_V1, LOGGER, PROJECT, EXP_NAME, CKPT_DIR,
+#   RECOMPUTE (Megatron activation recomputation: full, selective or none; default full).
 # GDPO_VERL_CHECK_DUMP=<file>: write the overrides, one per line, to <file> and exit 0 instead of launching
 #   (this is how `gdpo-verl check --script` reads a recipe).
 
@@ -48,7 +49,6 @@ base_args() {
     data.train_batch_size="$TRAIN_BSZ" data.max_prompt_length="$MAX_PROMPT" \
     data.max_response_length="$MAX_RESPONSE" data.filter_overlong_prompts=True data.truncation=error \
     actor_rollout_ref.model.path="$MODEL_PATH" actor_rollout_ref.model.use_remove_padding=True \
-    actor_rollout_ref.model.enable_gradient_checkpointing=True \
     actor_rollout_ref.actor.optim.lr="$LR" actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BSZ" \
     actor_rollout_ref.actor.ppo_epochs=1 actor_rollout_ref.actor.use_dynamic_bsz=True \
     actor_rollout_ref.actor.ppo_max_token_len_per_gpu="$tokens" \
@@ -62,7 +62,9 @@ base_args() {
   if [[ -n ${CKPT_DIR:-} ]]; then add trainer.default_local_dir="$CKPT_DIR"; fi
 }
 
-# Megatron: actor and ref TP/PP (ref parameters offloaded); FSDP2: the fallback, ref parameters offloaded.
+# Megatron: actor and ref TP/PP (ref parameters offloaded) and activation recomputation (Megatron ignores
+# model.enable_gradient_checkpointing; it recomputes only through its transformer config). FSDP2: the fallback, with
+# gradient checkpointing, ref parameters offloaded.
 backend_args() {
   if [[ $BACKEND == megatron ]]; then
     add model_engine=megatron \
@@ -71,9 +73,30 @@ backend_args() {
       actor_rollout_ref.ref.megatron.tensor_model_parallel_size="$ACTOR_TP" \
       actor_rollout_ref.ref.megatron.pipeline_model_parallel_size="$ACTOR_PP" \
       actor_rollout_ref.ref.megatron.param_offload=True
+    recompute_args "${RECOMPUTE:-full}"
   else
-    add actor_rollout_ref.actor.strategy=fsdp2 actor_rollout_ref.ref.fsdp_config.param_offload=True
+    add actor_rollout_ref.actor.strategy=fsdp2 actor_rollout_ref.ref.fsdp_config.param_offload=True \
+      actor_rollout_ref.model.enable_gradient_checkpointing=True
   fi
+}
+
+# recompute_args full|selective|none: full recomputes every layer's activations in the backward pass (uniform, one
+# layer per checkpoint: the least memory, ~30% more compute); selective only the attention core.
+recompute_args() {
+  local otc=actor_rollout_ref.actor.megatron.override_transformer_config
+  case $1 in
+    full) add $otc.recompute_granularity=full $otc.recompute_method=uniform $otc.recompute_num_layers=1 ;;
+    selective) add $otc.recompute_granularity=selective ;;
+    none) ;;
+    *) echo "RECOMPUTE must be full, selective or none, got $1" >&2; exit 2 ;;
+  esac
+}
+
+# cosine_lr WARMUP_RATIO: cosine decay after a linear warmup, in the backend's own optimizer keys.
+cosine_lr() {
+  local optim=actor_rollout_ref.actor.optim
+  add $optim.lr_warmup_steps_ratio="$1"
+  if [[ $BACKEND == megatron ]]; then add $optim.lr_decay_style=cosine; else add $optim.lr_scheduler_type=cosine; fi
 }
 
 # The multi-reward manager. multi_reward SUITE "k1,k2" "w1,w2" [EXTRA_ENTRIES]: the suite's rewards with the weights

@@ -6,5 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
 parse_flags "$@"
 RUN=math_qwen3-4b
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen3-4B-Instruct-2507}
-ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-2} ROLLOUT_TP=${ROLLOUT_TP:-2}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-2}
 math_task

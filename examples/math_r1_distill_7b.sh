@@ -6,5 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
 parse_flags "$@"
 RUN=math_r1-7b
 MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-7B}
-ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-2} ROLLOUT_TP=${ROLLOUT_TP:-2}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-2}
 math_task

@@ -6,5 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/tasks.sh"
 parse_flags "$@"
 RUN=tool_qwen2.5-3b
 MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-3B-Instruct}
-ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-2} ROLLOUT_TP=${ROLLOUT_TP:-1}
+ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-1}
 tool_task

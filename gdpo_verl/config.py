@@ -85,7 +85,9 @@ class GDPOConfig:
         alg = to_plain(algorithm) or {}
         if not isinstance(alg, Mapping):
             raise GDPOConfigError(f"algorithm config must be a mapping, got {type(alg).__name__}")
-        _reject_unknown("algorithm", [k for k in alg if str(k).startswith("gdpo")], ALGORITHM_KEYS)
+        problem = unknown_algorithm_keys(alg)
+        if problem:
+            raise GDPOConfigError(problem)
         keys = alg.get("gdpo_reward_keys")
         if not keys:
             raise GDPOConfigError(missing_reward_keys_message())
@@ -139,11 +141,25 @@ def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
-def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> None:
+def unknown_message(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> str | None:
+    """The error for names in ``given`` that ``known`` lacks (with a did-you-mean each), or None."""
     unknown = sorted(str(k) for k in given if k not in known)
-    if unknown:
-        named = "; ".join(f"{section}.{k}{did_you_mean(k, known, section + '.')}" for k in unknown)
-        raise GDPOConfigError(f"unknown {what} {named}; valid: {[f'{section}.{k}' for k in known]}")
+    if not unknown:
+        return None
+    named = "; ".join(f"{section}.{k}{did_you_mean(k, known, section + '.')}" for k in unknown)
+    return f"unknown {what} {named}; valid: {[f'{section}.{k}' for k in known]}"
+
+
+def unknown_algorithm_keys(alg: Mapping[str, Any]) -> str | None:
+    """The error for ``algorithm.gdpo*`` keys gdpo-verl does not read (a typo would otherwise be ignored), or None.
+    Shared by the estimator and ``gdpo-verl check`` (which runs it whatever the estimator)."""
+    return unknown_message("algorithm", [k for k in alg if str(k).startswith("gdpo")], ALGORITHM_KEYS)
+
+
+def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> None:
+    problem = unknown_message(section, given, known, what)
+    if problem:
+        raise GDPOConfigError(problem)
 
 
 def _finite(name: str, value: Any) -> float:

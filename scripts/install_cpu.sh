@@ -9,7 +9,16 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 extras="cpu"
 [[ "${1:-}" == "--test" ]] && extras="cpu,test"
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet "torch==2.13.0"
+# The CPU torch: from wherever pip finds it when that is a CPU build (a local wheel, a mirror), else from PyTorch's CPU
+# index (PyPI's Linux x86-64 wheel is the CUDA one). GDPO_VERL_TORCH_INDEX=<url> forces an index, "" forces plain pip.
+torch_index=${GDPO_VERL_TORCH_INDEX-auto}
+if [[ $torch_index == auto ]]; then
+  torch_index=https://download.pytorch.org/whl/cpu
+  python -m pip install --dry-run --ignore-installed --no-deps --quiet --report - "torch==2.13.0" 2>/dev/null |
+    python -c 'import json,sys; m=json.load(sys.stdin)["install"][0]["metadata"]; sys.exit(not ("+cpu" in m["version"]
+or not any(d.startswith("nvidia") for d in m.get("requires_dist") or [])))' && torch_index=""
+fi
+python -m pip install --quiet ${torch_index:+--index-url "$torch_index"} "torch==2.13.0"
 python -m pip install --quiet --no-deps "verl==0.9.1"
 python -m pip install --quiet -e "${here}[${extras}]"
 python - <<'PY'

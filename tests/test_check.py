@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gdpo_verl.check_report import Finding, errors, render
-from gdpo_verl.check_rewards import _fallback_names
+from gdpo_verl.check.report import Finding, errors, render
+from gdpo_verl.check.rewards import _fallback_names
 
 pytest.importorskip("hydra")
 pytest.importorskip("gdpo_verl.config")
 if importlib.util.find_spec("verl") is None:
     pytest.skip("verl is not installed", allow_module_level=True)
 
-from gdpo_verl.check import check_args  # noqa: E402
-from gdpo_verl.check_compose import Composer  # noqa: E402
+from gdpo_verl.check.cli import check_args  # noqa: E402
+from gdpo_verl.check.compose import Composer  # noqa: E402
 
 pytestmark = pytest.mark.verl
 
@@ -26,6 +26,8 @@ GOOD = [
     "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
     "data.train_batch_size=16",
     "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+    "actor_rollout_ref.actor.use_dynamic_bsz=True",
+    "actor_rollout_ref.rollout.n=4",
     "algorithm.adv_estimator=gdpo",
     "+algorithm.gdpo_reward_keys=[correct,length]",
     "+algorithm.gdpo_reward_weights=[1.0,0.5]",
@@ -104,11 +106,21 @@ def test_invalid_manager_section(composer: Composer) -> None:
     assert any("'fn' is required" in m for m in _errors(found, "reward")), render(found, "")
 
 
-def test_filter_groups_metric_must_be_signature(composer: Composer) -> None:
+def _warnings(found: list[Finding], topic: str) -> list[str]:
+    return [f.message for f in found if f.level == "warn" and f.topic == topic]
+
+
+def test_filter_groups_metric_signature_recommended(composer: Composer) -> None:
     dapo = [*GOOD, "algorithm.filter_groups.enable=True"]
-    msgs = _errors(check_args([*dapo, "algorithm.filter_groups.metric=seq_reward"], composer), "dapo")
-    assert any("gdpo_signature" in m for m in msgs) and any("not emitted" in m for m in msgs), msgs
-    assert not errors(check_args([*dapo, "algorithm.filter_groups.metric=gdpo_signature"], composer))
+    found = check_args([*dapo, "algorithm.filter_groups.metric=seq_reward"], composer)
+    assert any("not emitted" in m for m in _errors(found, "dapo")), render(found, "")
+    found = check_args([*dapo, "algorithm.filter_groups.metric=gdpo_signature"], composer)
+    assert not errors(found) and not _warnings(found, "dapo")
+    # the paper's own choice: allowed, with a warning that explains what it drops and recommends gdpo_signature
+    found = check_args([*dapo, "algorithm.filter_groups.metric=reward"], composer)
+    assert not errors(found), render(found, "")
+    msgs = _warnings(found, "dapo")
+    assert len(msgs) == 1 and "components vary but whose total is constant" in msgs[0] and "gdpo_signature" in msgs[0]
     # GRPO on the summed reward may filter on it
     grpo = _replace(dapo, adv_estimator="algorithm.adv_estimator=grpo")
     assert not errors(check_args([*grpo, "algorithm.filter_groups.metric=reward"], composer))
@@ -196,5 +208,223 @@ def test_gdpo_without_reward_keys_says_what_the_estimator_says(composer: Compose
 
 def test_misspelled_top_level_gdpo_key_gets_a_suggestion(composer: Composer) -> None:
     args = [a for a in GOOD if "gdpo_reward_weights" not in a] + ["+algorithm.gdpo_reward_weigths=[1.0,0.5]"]
-    (message,) = _errors(check_args(args, composer), "gdpo")
+    found = check_args(args, composer)
+    (message,) = _errors(found, "unknown-key")
     assert "did you mean 'algorithm.gdpo_reward_weights'" in message
+    assert not _errors(found, "gdpo")  # reported once
+
+
+def test_rollout_n_below_two_with_gdpo(composer: Composer) -> None:
+    msgs = _errors(check_args([*GOOD, "actor_rollout_ref.rollout.n=1"], composer), "gdpo")
+    assert any("every advantage is 0" in m for m in msgs), msgs
+    grpo = _replace(GOOD, adv_estimator="algorithm.adv_estimator=grpo")
+    assert not _errors(check_args([*grpo, "actor_rollout_ref.rollout.n=1"], composer), "gdpo")
+
+
+def test_token_limits_with_dynamic_bsz(composer: Composer) -> None:
+    long = [*GOOD, "data.max_prompt_length=1024", "data.max_response_length=8000", "algorithm.use_kl_in_reward=True"]
+    dyn = [
+        *long,
+        "actor_rollout_ref.actor.use_dynamic_bsz=True",
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=8192",
+    ]
+    msgs = _errors(check_args(dyn, composer), "limits")
+    # the actor's limit, and the log-prob limits of rollout and ref that interpolate from it
+    assert len(msgs) == 3, msgs
+    assert all("1024 + 8000 = 9024" in m and "at least 9024" in m for m in msgs)
+    assert {m.split("=")[0] for m in msgs} == {
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+        "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu",
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu",
+    }
+    ok = [*dyn, "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=18048"]
+    assert not _errors(check_args(ok, composer), "limits")
+    one = [*ok, "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu=4096"]
+    assert [m.split("=")[0] for m in _errors(check_args(one, composer), "limits")] == [
+        "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu"
+    ]
+    # Ulysses sequence parallelism splits a sequence: 4 x 4096 holds 9024 tokens
+    sp = [*dyn, "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=4096"]
+    sp += [
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=4",
+        "actor_rollout_ref.ref.ulysses_sequence_parallel_size=4",
+    ]
+    assert not _errors(check_args(sp, composer), "limits")
+
+
+def test_max_model_len(composer: Composer) -> None:
+    args = [*GOOD, "data.max_prompt_length=1024", "data.max_response_length=8000"]
+    msgs = _errors(check_args([*args, "actor_rollout_ref.rollout.max_model_len=8192"], composer), "limits")
+    assert msgs and "silently cuts responses" in msgs[0], msgs
+    assert not _errors(check_args([*args, "actor_rollout_ref.rollout.max_model_len=9024"], composer), "limits")
+
+
+def test_unregistered_estimator(composer: Composer) -> None:
+    found = check_args(_replace(GOOD, adv_estimator="algorithm.adv_estimator=grpo_vectorised"), composer)
+    msgs = _errors(found, "estimator")
+    assert msgs and "did you mean grpo_vectorized" in msgs[0] and "gdpo" in msgs[0], msgs
+    for name in ("grpo", "rloo", "gae", "optimal_token_baseline", "gdpo"):
+        assert not _errors(
+            check_args(_replace(GOOD, adv_estimator=f"algorithm.adv_estimator={name}"), composer), "estimator"
+        )
+
+
+def test_unknown_gdpo_top_level_key(composer: Composer) -> None:
+    found = check_args([*GOOD, "+algorithm.gdpo_reward_weigths=[1.0,0.5]"], composer)
+    msgs = _errors(found, "unknown-key")
+    assert msgs and "did you mean 'algorithm.gdpo_reward_weights'" in msgs[0], msgs
+    msgs = _errors(check_args([*GOOD, "+algorithm.gdpo_scale=2"], composer), "unknown-key")
+    assert msgs and "valid: ['algorithm.gdpo_reward_keys', 'algorithm.gdpo_reward_weights'" in msgs[0], msgs
+
+
+def test_megatron_key_without_megatron_engine(composer: Composer) -> None:
+    key = "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=2"
+    msgs = _errors(check_args([*GOOD, key], composer), "backend")
+    assert msgs and "add model_engine=megatron" in msgs[0], msgs
+    assert not errors(check_args([*GOOD, "model_engine=megatron", key], composer))
+
+
+def test_gradient_checkpointing_with_megatron(composer: Composer) -> None:
+    meg = [*GOOD, "model_engine=megatron", "actor_rollout_ref.model.enable_gradient_checkpointing=True"]
+    msgs = _warnings(check_args(meg, composer), "memory")
+    assert msgs and "only FSDP reads it" in msgs[0] and "recompute_granularity=full" in msgs[0], msgs
+    otc = "actor_rollout_ref.actor.megatron.override_transformer_config"
+    fixed = [
+        *meg,
+        f"{otc}.recompute_granularity=full",
+        f"{otc}.recompute_method=uniform",
+        f"{otc}.recompute_num_layers=1",
+    ]
+    found = check_args(fixed, composer)
+    assert not _warnings(found, "memory") and not errors(found)
+    assert not _warnings(
+        check_args([*GOOD, "actor_rollout_ref.model.enable_gradient_checkpointing=True"], composer), "memory"
+    )
+
+
+def test_micro_batch_needed_without_dynamic_bsz(composer: Composer) -> None:
+    args = [*GOOD, "actor_rollout_ref.actor.use_dynamic_bsz=False", "actor_rollout_ref.actor.use_kl_loss=True"]
+    msgs = _errors(check_args(args, composer), "batch")
+    assert len(msgs) == 3 and all("no micro-batch size" in m for m in msgs), msgs
+    fixed = [
+        *args,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+    ]
+    assert not _errors(check_args(fixed, composer), "batch")
+
+
+def test_backend_not_importable_is_a_warning(composer: Composer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdpo_verl.check import backend
+
+    monkeypatch.setattr(backend, "importable", lambda name: name != "megatron.bridge")
+    found = check_args([*GOOD, "model_engine=megatron"], composer)
+    msgs = _warnings(found, "install")
+    assert msgs == [
+        "the megatron backend cannot be imported here (megatron.bridge missing): fine on a CPU machine, fatal on the "
+        "cluster; run `gdpo-verl doctor --backend megatron` there"
+    ]
+    assert not errors(found)
+    vanilla = [*GOOD, "model_engine=megatron", "actor_rollout_ref.actor.megatron.vanilla_mbridge=True"]
+    assert not _warnings(check_args(vanilla, composer), "install")  # vanilla mbridge needs `mbridge` instead
+
+
+def test_doctor_backend_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdpo_verl import doctor
+
+    present = {"torch": "2.11.0", "megatron-core": "0.16.0", "transformer-engine": "2.9.0", "flash-attn": "2.8.3"}
+    real_import = doctor.importlib.import_module
+
+    def fake_import(name: str) -> object:
+        if name in ("torch", "megatron.core", "transformer_engine", "flash_attn"):
+            return object()
+        if name == "vllm":
+            raise OSError("libcudart.so.13: cannot open shared object file")
+        return real_import("no_such_module_" + name.replace(".", "_"))
+
+    monkeypatch.setattr(doctor.importlib, "import_module", fake_import)
+    monkeypatch.setattr(doctor, "_installed", lambda dist: present.get(dist))
+    monkeypatch.setattr(
+        doctor, "verl_pins", lambda: {"torch": "==2.11.0", "megatron-bridge": "==0.5.2", "vllm": "==0.24.0"}
+    )
+    lines, problems = doctor.backend_report(["megatron", "vllm"])
+    text = "\n".join(lines)
+    assert "torch 2.11.0 (verl pins ==2.11.0): ok" in text
+    assert "megatron-bridge not installed (verl pins ==0.5.2): IMPORT FAILS" in text
+    assert "[needed only with vanilla_mbridge=True]" in text  # mbridge: reported, not a problem
+    assert [p.split("`")[1] for p in problems] == ["import megatron.bridge", "import vllm"]
+    assert "libcudart" in text  # an import that fails for another reason than a missing package
+    present["torch"] = "2.13.0"
+    lines, problems = doctor.backend_report(["fsdp2"])
+    assert "torch 2.13.0 (verl pins ==2.11.0) MISMATCH: ok" in lines[0] and not problems
+
+
+def test_doctor_exits_nonzero_when_a_backend_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    from gdpo_verl.cli import main
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    assert main(["doctor", "--backend", "vllm"]) == 1
+    assert "PROBLEM: vllm: `import vllm` fails" in capsys.readouterr().out
+
+
+def test_gpu_extra_brings_verls_megatron_path() -> None:
+    import tomllib
+
+    from gdpo_verl.check.backend import verl_pins
+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu = extras["gpu"]
+    pins = verl_pins()  # the installed verl's Requires-Dist
+    assert f"megatron-bridge{pins['megatron-bridge']}" in gpu  # verl's own pin (==0.5.2 in 0.9.1)
+    assert any(r.startswith("verl[") and "megatron" in r and "vllm" in r for r in gpu)
+    readme = (root / "README.md").read_text()
+    assert "Python 3.12" in readme and "gdpo-verl doctor --backend megatron" in readme
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python: answers pip's dry-run report from $FAKE_REPORT, runs `-c` code for real, logs the rest.
+if [[ "$*" == *--dry-run* ]]; then printf '%s' "$FAKE_REPORT"; exit 0; fi
+if [[ $1 == -c ]]; then exec python3 "$@"; fi
+printf '%s\\n' "$*" >> "$FAKE_LOG"
+"""
+
+
+@pytest.mark.parametrize(
+    ("report", "env", "index"),
+    [
+        ({"version": "2.13.0", "requires_dist": ["nvidia-cudnn-cu13==9.1; platform_system == 'Linux'"]}, None, True),
+        ({"version": "2.13.0+cpu", "requires_dist": ["filelock"]}, None, False),  # a local CPU wheel
+        ({"version": "2.13.0", "requires_dist": ["filelock"]}, None, False),  # a build without CUDA deps
+        ({"version": "2.13.0+cpu"}, "https://mirror.example/cpu", "https://mirror.example/cpu"),
+        ({"version": "2.13.0"}, "", False),  # forced plain pip
+    ],
+)
+def test_install_script_takes_a_cpu_torch(report: dict, env: str | None, index: bool | str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    log = tmp_path / "log"
+    run_env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "FAKE_REPORT": json.dumps({"install": [{"metadata": report}]}),
+        "FAKE_LOG": str(log),
+    }
+    run_env.pop("GDPO_VERL_TORCH_INDEX", None)
+    if env is not None:
+        run_env["GDPO_VERL_TORCH_INDEX"] = env
+    subprocess.run(["bash", str(root / "scripts" / "install_cpu.sh")], env=run_env, check=True, timeout=60)
+    torch_line = next(line for line in log.read_text().splitlines() if line.endswith("torch==2.13.0"))
+    if index is False:
+        assert "--index-url" not in torch_line
+    else:
+        want = "https://download.pytorch.org/whl/cpu" if index is True else index
+        assert f"--index-url {want} torch==2.13.0" in torch_line

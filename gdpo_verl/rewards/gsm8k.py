@@ -2,7 +2,8 @@
 
 The answer is the text of the last ``<answer>…</answer>`` (the whole response when there is none).
 - correct: the answer equals the ground truth as a number (commas, ``$`` and surrounding text ignored; the
-  ground truth may be a bare number or GSM8K's full solution ending in ``#### 72``);
+  ground truth may be a bare number or GSM8K's full solution ending in ``#### 72``); ``correct_strict`` is 0 when
+  there is no ``<answer>`` tag (the TRL recipe's scoring);
 - integer: the answer is an integer literal (``-?\\d+``, commas allowed as thousands separators);
 - format: the whole response matches ``^<think>.*?</think>\\n<answer>.*?</answer>$`` (dot matches newlines).
 """
@@ -43,6 +44,11 @@ def correct(solution_str: str, ground_truth: Any, **_: Any) -> float:
     if want is None or got is None:
         return float(gold_answer(ground_truth) == extract_answer(solution_str))
     return float(want == got)
+
+
+def correct_strict(solution_str: str, ground_truth: Any, **_: Any) -> float:
+    """`correct` as the TRL recipe scores it: only an answer inside ``<answer>…</answer>`` counts."""
+    return correct(solution_str, ground_truth) if _ANSWER.search(solution_str) else 0.0
 
 
 def integer(solution_str: str, **_: Any) -> float:

@@ -16,10 +16,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from gdpo_verl.check_compose import Composer, dump_script
-from gdpo_verl.check_parallel import check_legacy, check_parallel, check_trainer, known_model_shape, load_model_shape
-from gdpo_verl.check_report import Finding, err, errors, info, render, warn
-from gdpo_verl.check_rewards import check_rewards
+from gdpo_verl.check.backend import check_backend
+from gdpo_verl.check.compose import Composer, dump_script
+from gdpo_verl.check.limits import check_limits
+from gdpo_verl.check.parallel import check_legacy, check_parallel, check_trainer, known_model_shape, load_model_shape
+from gdpo_verl.check.report import Finding, err, errors, info, render, warn
+from gdpo_verl.check.rewards import check_rewards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,9 +58,10 @@ def check_args(
             shape = known_model_shape(cfg.actor_rollout_ref.model.get("path"))
     except (OSError, ValueError, KeyError) as e:
         findings.append(err("model", f"cannot read the model config {path}: {e}"))
-    for rule in (check_trainer, check_rewards, check_legacy):
+    for rule in (check_trainer, check_rewards, check_legacy, check_limits):
         findings += _safe(rule, cfg)
     findings += _safe(check_parallel, cfg, shape)
+    findings += _safe(check_backend, cfg, composed.overrides)
     if verl_validate:
         findings += verl_own_validation(cfg)
     return findings

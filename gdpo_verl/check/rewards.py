@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import ast
+import difflib
+import importlib.util
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info, warn
+from gdpo_verl.check.report import Finding, err, info, warn
 from gdpo_verl.plain_config import to_plain
 
 MANAGER = "gdpo_multi"
 SIGNATURE = "gdpo_signature"
 EXTRA_KEYS = ("score", SIGNATURE, "gdpo_reward_failures")  # emitted by gdpo_multi besides the rewards
+# Top-level algorithm keys this plugin reads (the `algorithm.gdpo` section is parsed by gdpo_verl.config).
+OUR_ESTIMATORS = ("gdpo",)  # what gdpo_verl_plugins registers in verl's ADV_ESTIMATOR_REGISTRY
 # Used only when gdpo_verl.rewards cannot be imported; the source of truth is gdpo_verl.rewards.suites.SUITES.
 _FALLBACK_SUITES = {
     "tool": ["format", "correctness"],
@@ -52,6 +58,8 @@ def check_rewards(cfg: Any) -> list[Finding]:
     estimator = str(alg.adv_estimator)
     manager = str(reward.reward_manager.name)
     out: list[Finding] = [info("estimator", f"adv_estimator={estimator}, reward manager={manager}")]
+    out += check_estimator_name(estimator)
+    out += unknown_gdpo_keys(alg)
     names: list[str] | None = None
     if manager == MANAGER:
         names, problem = manager_reward_names(reward.get("gdpo_multi"))
@@ -69,17 +77,80 @@ def check_rewards(cfg: Any) -> list[Finding]:
     return out
 
 
+def registered_estimators() -> list[str] | None:
+    """verl's advantage-estimator names (its AdvantageEstimator enum and every register_adv_est("...") call in
+    core_algos.py, read without importing verl) plus this plugin's; None when verl's source is not at hand."""
+    spec = importlib.util.find_spec("verl")
+    roots = spec.submodule_search_locations if spec is not None and spec.submodule_search_locations else []
+    for root in roots:
+        path = os.path.join(root, "trainer", "ppo", "core_algos.py")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), path)
+            return sorted({*_estimator_literals(tree), *OUR_ESTIMATORS})
+    return None
+
+
+def _estimator_literals(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "AdvantageEstimator":
+            for item in node.body:
+                if isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant):
+                    names.add(str(item.value.value))
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register_adv_est" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                names.add(arg.value)
+    return names
+
+
+def check_estimator_name(estimator: str) -> list[Finding]:
+    """verl looks the name up only after the first rollout; an unknown one wastes the generation."""
+    names = registered_estimators()
+    if names is None or estimator in names:
+        return []
+    hint = difflib.get_close_matches(estimator, names, n=2, cutoff=0.6)
+    did = f"; did you mean {' or '.join(hint)}?" if hint else ""
+    return [
+        err(
+            "estimator",
+            f"algorithm.adv_estimator={estimator} is not a registered advantage estimator "
+            f"(verl fails only after the first rollout){did} Registered: {', '.join(names)}",
+        )
+    ]
+
+
+def unknown_gdpo_keys(alg: Any) -> list[Finding]:
+    """`+algorithm.gdpo*` keys this plugin does not read (a typo such as gdpo_reward_weigths), whatever the estimator;
+    the same message the estimator stops with."""
+    from gdpo_verl.config import unknown_algorithm_keys
+
+    problem = unknown_algorithm_keys(to_plain(alg))
+    return [err("unknown-key", problem)] if problem else []
+
+
 def _check_gdpo(cfg: Any, names: list[str] | None, manager: str) -> list[Finding]:
     alg = cfg.algorithm
+    n = int(cfg.actor_rollout_ref.rollout.n)
+    group = []
+    if n < 2:
+        group.append(
+            err(
+                "gdpo",
+                f"actor_rollout_ref.rollout.n={n}: GDPO normalizes each reward within a group of responses to the "
+                "same prompt, so with fewer than 2 every advantage is 0; set rollout.n >= 2 (the paper uses 4-16)",
+            )
+        )
     try:
-        from gdpo_verl.config import GDPOConfig, GDPOConfigError
+        from gdpo_verl.config import GDPOConfig, GDPOConfigError, unknown_algorithm_keys
     except ImportError:
-        return [warn("gdpo", "gdpo_verl.config is not available: GDPO settings not checked")]
+        return [*group, warn("gdpo", "gdpo_verl.config is not available: GDPO settings not checked")]
     try:
         g = GDPOConfig.from_algorithm(alg)
-    except GDPOConfigError as e:
-        return [err("gdpo", str(e))]
-    out = [
+    except GDPOConfigError as e:  # unknown keys are reported once, by unknown_gdpo_keys
+        return group if str(e) == unknown_algorithm_keys(to_plain(alg)) else [*group, err("gdpo", str(e))]
+    out = group + [
         info(
             "gdpo",
             f"reward keys {list(g.reward_keys)}, weights {list(g.weights)}, batch_norm={g.batch_norm}, impl={g.impl}",
@@ -127,11 +198,15 @@ def _check_filter_groups(cfg: Any, estimator: str, manager: str, names: list[str
     if not bool(cfg.trainer.use_v1):
         out.append(warn("dapo", "filter_groups.enable=True is ignored by verl 0.9.1's legacy trainer (use_v1=false)"))
     if estimator == "gdpo" and metric != SIGNATURE:
+        # The paper filtered on the summed reward; a legitimate choice, but it throws away signal GDPO can use.
         out.append(
-            err(
+            warn(
                 "dapo",
-                f"filter_groups.metric={metric} drops GDPO groups whose reward components vary but whose total is "
-                f"constant; use algorithm.filter_groups.metric={SIGNATURE} (emitted by reward manager {MANAGER})",
+                f"filter_groups.metric={metric} keeps a group only when {metric} varies within it, so it drops GDPO "
+                "groups whose reward components vary but whose total is constant (e.g. one response correct but "
+                "long, another wrong but short): GDPO gives those non-zero advantages. The paper filtered on the "
+                f"summed reward; algorithm.filter_groups.metric={SIGNATURE} (emitted by {MANAGER}) keeps every "
+                "group in which any component varies and is the recommended default",
             )
         )
     if metric == SIGNATURE and manager != MANAGER:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info, warn
+from gdpo_verl.check.report import Finding, err, info, warn
 
 DUMP_ENV = "GDPO_VERL_CHECK_DUMP"
 DEFAULT_CONFIG = "ppo_trainer"
@@ -119,8 +119,13 @@ def _culprit(message: str, overrides: Sequence[str]) -> int | None:
     return None
 
 
-def _explain(override: str, message: str) -> str:
+def _explain(override: str, message: str, megatron: bool = False) -> str:
     key = _override_key(override)
+    if "megatron" in key.split(".") and not megatron and "Could not override" in message:
+        return (
+            f"{override!r}: {key} exists only with the Megatron engine; add model_engine=megatron to the command "
+            "line (verl's default engine is FSDP, model_engine=dp)"
+        )
     if "An item is already at" in message:
         return f"{override!r}: {key} already exists in verl's config; drop the leading '+' (or use '++')"
     if "Could not delete" in message:
@@ -200,13 +205,15 @@ class Composer:
                     findings.append(err("hydra", f"verl's config does not compose: {message}"))
                     return Composed(None, name, overrides, findings)
                 rejected.append((good.pop(i), message))
+        megatron = name == "ppo_megatron_trainer" or "model_engine=megatron" in [ov.lstrip("+") for ov in good]
         if rejected:
             legacy = ("reward_model", "custom_reward_function")  # composed but ignored by verl 0.9.x
             paths = [p for p in leaf_paths(cfg) if not p.startswith(legacy)] if cfg is not None else []
             for ov, message in rejected:
-                text = _explain(ov, message)
+                text = _explain(ov, message, megatron)
                 hint = suggest(_override_key(ov), paths) if "unknown key" in text else []
                 topic = "unknown-key" if "unknown key" in text or "leading '+'" in text else "override"
+                topic = "backend" if "model_engine=megatron" in text else topic
                 findings.append(err(topic, text + (f"; did you mean {' or '.join(hint)}?" if hint else "")))
         if cfg is not None:
             findings += _resolve_errors(cfg)

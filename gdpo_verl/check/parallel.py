@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gdpo_verl.check_report import Finding, err, info
+from gdpo_verl.check.report import Finding, err, info
 
 # Keys verl 0.9.x still composes (legacy_reward_impl.yaml, all null) but never reads.
 LEGACY_SECTIONS = {
@@ -119,7 +119,7 @@ def check_parallel(cfg: Any, shape: ModelShape | None) -> list[Finding]:
         out.append(
             info("model", f"{shape.heads} heads, {shape.kv_heads} KV heads, {shape.layers} layers from {shape.source}")
         )
-    if str(arr.actor.strategy) == "megatron":
+    if str(arr.actor.strategy) == "megatron" and arr.actor.get("megatron") is not None:
         out += _megatron("actor_rollout_ref.actor.megatron", arr.actor.megatron, n_gpus, shape)
         if _sizes(arr.ref.megatron) != _sizes(arr.actor.megatron):
             out += _megatron("actor_rollout_ref.ref.megatron", arr.ref.megatron, n_gpus, shape)
