@@ -24,7 +24,7 @@ def test_runs_code_with_stdin_and_scrubbed_env(monkeypatch):
     assert res.ok, res.stderr
     assert res.stdout.startswith("HELLO")
     assert "GDPO_TEST_SECRET" not in res.stdout and "s3cr3t" not in res.stdout
-    assert "gdpo_sbx_" in res.stdout  # ran in its own work directory
+    assert ".gdpo_work/c" in res.stdout  # ran in its own work directory
 
 
 def test_reading_parent_environment_fails(monkeypatch):
