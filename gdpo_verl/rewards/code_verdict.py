@@ -5,8 +5,9 @@ value (plain data only, see ``sandbox/runner.py``) and compare it; an assert ``a
 maximal sub-expression that names something of the program (``f(3)``, ``Solution().g(x)[0]``) is evaluated in the
 sandbox and comes back as plain data; the rest of the condition (literals, arithmetic, comparisons, a few builtins
 such as ``sorted``/``set``/``abs`` and ``math.isclose``) is evaluated here on those values. So ``__eq__`` and
-``__bool__`` of the program's objects never decide a verdict. An assert outside that form (several statements,
-comprehensions over program values, helper names the test does not define, ...) is ``unsupported``: it fails, and
+``__bool__`` of the program's objects never decide a verdict. In a comparison at least one side must come from the
+test alone (``f(1) == g(1)`` is unsupported: the program would choose both sides). An assert outside that form
+(several statements, comparisons inside comprehensions over program values, ...) is ``unsupported``: it fails, and
 is counted and warned once.
 """
 
@@ -175,6 +176,10 @@ def _parent_call(node: ast.AST) -> bool:
 def _split(node: ast.expr, slots: list[str]) -> ast.expr:
     if not (_free_names(node) - PARENT_NAMES):
         return node  # the test's own data: evaluated here
+    if isinstance(node, ast.Compare) and all(
+        _free_names(x) - PARENT_NAMES for x in (node.left, *node.comparators)
+    ):  # the expected side must come from the test alone, or the program would choose both sides
+        raise Unsupported("a comparison whose every side comes from the program")
     if isinstance(node, _STRUCT) or _parent_call(node):
         for field, value in ast.iter_fields(node):
             if field == "func":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .limits import Limits
 from .probe import WeakSandboxError, allow_weak, isolation_mode, require_isolation, weak_allowed
-from .server import SandboxUnavailable, run_request, shutdown
+from .server import SandboxUnavailable, describe, run_request, shutdown
 
 __all__ = [
     "CaseResult",
@@ -24,6 +24,7 @@ __all__ = [
     "SandboxUnavailable",
     "WeakSandboxError",
     "allow_weak",
+    "describe",
     "isolation_mode",
     "require_isolation",
     "run_cases",

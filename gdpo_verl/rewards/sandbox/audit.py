@@ -31,8 +31,6 @@ _WRITE_EVENTS = {
     "os.chown": 1,
     "os.truncate": 1,
     "os.utime": 1,
-    "os.mknod": 1,
-    "os.mkfifo": 1,
     "shutil.rmtree": 1,
 }
 

@@ -1,7 +1,7 @@
 """Kernel-side confinement of a sandboxed process, applied by the sandbox server in the forked child before the
 program runs: drop the capability bounding set, ``PR_SET_NO_NEW_PRIVS``, and a seccomp filter (libseccomp through
-``pyseccomp``) that makes namespace creation, mounts, ptrace, SysV IPC, bpf, keyrings and other kernel attack
-surface fail with EPERM. Loaded in the server before any untrusted code exists in its namespace."""
+``pyseccomp``) that makes new programs (execve), namespace creation, mounts, ptrace, SysV IPC, bpf, keyrings and
+other kernel attack surface fail with EPERM. Compiled in the server before any untrusted code exists."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEW_FLAGS = (0x00000080, 0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 DENIED_SYSCALLS = (
+    # new programs (nothing the sandbox runs needs one; this also covers _posixsubprocess.fork_exec)
+    "execve", "execveat",
     # namespaces and mounts
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen",
     "fsconfig", "fsmount", "fspick", "mount_setattr", "open_by_handle_at", "name_to_handle_at",

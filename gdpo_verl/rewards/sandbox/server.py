@@ -145,7 +145,7 @@ class SandboxServer:
 
 
 _lock = threading.Lock()
-_idle: dict[int, list[SandboxServer]] = {}
+_idle: dict[tuple[int, str], list[SandboxServer]] = {}
 _owner = os.getpid()
 
 
@@ -155,7 +155,7 @@ def _acquire(tmpfs_mb: int) -> SandboxServer:
         if _owner != os.getpid():  # a forked copy of this module: the servers belong to the parent
             _idle.clear()
             _owner = os.getpid()
-        pool = _idle.setdefault(tmpfs_mb, [])
+        pool = _idle.setdefault((tmpfs_mb, isolation_mode()), [])
         if pool:
             return pool.pop()
     return SandboxServer(tmpfs_mb)
@@ -171,8 +171,23 @@ def run_request(req: dict, tmpfs_mb: int, timeout_s: float) -> dict:
         raise
     with _lock:
         if _owner == os.getpid():
-            _idle.setdefault(tmpfs_mb, []).append(server)
+            _idle.setdefault((tmpfs_mb, "namespaces" if server.namespaced else "rlimits"), []).append(server)
     return resp
+
+
+def describe(tmpfs_mb: int = 64) -> dict:
+    """What a sandbox server here actually got: isolation mode, cgroup version (None: rlimits only), seccomp."""
+    server = _acquire(tmpfs_mb)
+    info = {
+        "isolation": "namespaces" if server.namespaced else "rlimits",
+        "cgroup": None if server.cgroup is None else server.cgroup["version"],
+        "seccomp": bool(server.info.get("seccomp")),
+        "unprivileged_uid": server.uid is not None,
+    }
+    with _lock:
+        if _owner == os.getpid():
+            _idle.setdefault((tmpfs_mb, info["isolation"]), []).append(server)
+    return info
 
 
 def shutdown() -> None:
