@@ -230,3 +230,59 @@ def bug_free(solution_str: str, ground_truth, **kwargs) -> float:
 _RUN_KWARGS = frozenset(
     {"per_test_s", "memory_mb", "max_tests", "backend", "sandbox_fusion_url", "concurrency", "request_timeout_s"}
 )
+
+
+CODE_FNS = frozenset({"code.pass_rate", "code.bug_free"})
+_SELF_TEST_GT = {"inputs": ["2 3\n", "-4 9\n"], "outputs": ["5\n", "5\n"]}
+_SELF_TEST_GOOD = "```python\nimport sys, json, re, math\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
+_SELF_TEST_BAD = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
+
+
+def self_test(**kwargs) -> None:
+    """Score a known-good and a known-bad program (about a second); raise RuntimeError naming what is wrong."""
+    try:
+        good = run_tests(_SELF_TEST_GOOD, _SELF_TEST_GT, **kwargs)
+        bad = run_tests(_SELF_TEST_BAD, _SELF_TEST_GT, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any failure to run code at all stops the run
+        raise RuntimeError(f"code sandbox self-test: the sandbox cannot run code: {type(e).__name__}: {e}") from e
+    if good is None or good.status != ("pass", "pass"):
+        raise RuntimeError(
+            f"code sandbox self-test: a correct program did not pass (status {good and good.status}, compile error "
+            f"{good and good.compile_error}): every code response would score 0"
+        )
+    if bad is None or bad.pass_rate != 0.0 or not bad.bug_free:
+        raise RuntimeError(f"code sandbox self-test: a wrong program was not judged wrong (status {bad.status})")
+
+
+def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
+    """At manager start, when a code reward is configured: record the weak-sandbox choice, refuse weak isolation
+    unless allowed, log what isolation the sandbox has, and run :func:`self_test` for each distinct kwargs."""
+    from . import sandbox
+
+    specs = [r for r in rewards if r.fn in CODE_FNS]
+    if not specs:
+        return
+    sandbox.allow_weak(allow_weak_sandbox)
+    seen: list[dict] = []
+    for s in specs:
+        kwargs = {k: x for k, x in dict(s.kwargs).items() if k in _RUN_KWARGS}
+        if kwargs in seen:
+            continue
+        seen.append(kwargs)
+        if kwargs.get("backend", "local") == "local":
+            sandbox.require_isolation()
+            try:
+                info = sandbox.describe()
+            except sandbox.SandboxUnavailable as e:
+                raise RuntimeError(f"code sandbox self-test: the sandbox cannot run code: {e}") from e
+            weak = info["isolation"] != "namespaces" or info["cgroup"] is None or not info["seccomp"]
+            (logger.warning if weak else logger.info)(
+                "code sandbox: isolation=%s, cgroup=%s, seccomp=%s%s",
+                info["isolation"],
+                f"v{info['cgroup']}" if info["cgroup"] else "none (rlimits only)",
+                info["seccomp"],
+                " (weak fallback allowed by reward.gdpo_multi.allow_weak_sandbox)"
+                if info["isolation"] != "namespaces"
+                else "",
+            )
+        self_test(**kwargs)
