@@ -40,10 +40,13 @@ def prctl(option: int, arg: int) -> None:
         raise OSError(err, f"prctl({option}): {errno.errorcode.get(err, err)}")
 
 
-def drop_bounding_set() -> None:
-    """Remove every capability from the bounding set (needs CAP_SETPCAP: call it before giving up root)."""
+def last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
+        return int(f.read())
+
+
+def drop_bounding_set(last: int) -> None:
+    """Remove capabilities 0..last from the bounding set (needs CAP_SETPCAP: call it before giving up root)."""
     for cap in range(last + 1):
         prctl(PR_CAPBSET_DROP, cap)
 

@@ -81,6 +81,7 @@ class Server:
         self.cgroup: dict | None = cfg.get("cgroup")
         self.cg_limits: tuple[int, int] | None = None
         self.seccomp, self.seccomp_error = kernel.build_filter()
+        self.last_cap = kernel.last_cap()
         if self.namespaced:
             isolate_fs(int(cfg["tmpfs_mb"]))
             self.work_root = os.path.join("/tmp", _WORK_NAME)
@@ -113,7 +114,7 @@ class Server:
         cap(resource.RLIMIT_CORE, 0)
         cap(resource.RLIMIT_NPROC, int(lim["nproc"]))
         if self.uid is not None:
-            kernel.drop_bounding_set()
+            kernel.drop_bounding_set(self.last_cap)
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
@@ -135,6 +136,8 @@ class Server:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.cgroup is not None and self._kill_cgroup():
+            return  # no process can leave the cgroup: an empty cgroup means nothing is left
         if self.uid is not None:
             helper = os.fork()
             if helper == 0:
@@ -151,21 +154,25 @@ class Server:
                 finally:
                     os._exit(0)
             os.waitpid(helper, 0)
-        if self.cgroup is not None:
-            procs = os.path.join(self.cgroup["dirs"]["pids"], "cgroup.procs")
-            for _ in range(50):
-                with open(procs) as f:
-                    left = [int(p) for p in f.read().split() if int(p) > 0]
-                if not left:
-                    break
-                for p in left:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                self._reap()
-                time.sleep(0.002)
         self._reap()
+
+    def _kill_cgroup(self) -> bool:
+        """SIGKILL whatever is in the case's cgroup until it is empty; False if it does not empty."""
+        procs = os.path.join(self.cgroup["dirs"]["pids"], "cgroup.procs")
+        for _ in range(200):
+            with open(procs) as f:
+                left = [int(p) for p in f.read().split() if int(p) > 0]
+            if not left:
+                self._reap()
+                return True
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._reap()
+            time.sleep(0.001)
+        return False
 
     @staticmethod
     def _reap() -> None:
