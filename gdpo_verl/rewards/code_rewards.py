@@ -124,7 +124,11 @@ def _judge(mode: str, r: CaseResult, expected) -> str:
         return "pass" if v.call_equal(got, expected) else "wrong"
     if not isinstance(got, list):
         return "wrong"
-    return "pass" if v.condition_holds(expected, got) else "wrong"
+    try:
+        return "pass" if v.condition_holds(expected, got) else "wrong"
+    except v.Unsupported as e:  # e.g. a power too large to compute here
+        _count_unsupported(str(e))
+        return "unsupported"
 
 
 def _compile_error(results: list[CaseResult]) -> str | None:
@@ -135,15 +139,19 @@ def _compile_error(results: list[CaseResult]) -> str | None:
     return None
 
 
+def _count_unsupported(why: str) -> None:
+    unsupported_tests[why] += 1
+    if unsupported_tests[why] == 1:
+        logger.warning("code suite: an assert test cannot be judged safely (%s); it counts as failed", why)
+
+
 def _plans(asserts: list[str]) -> list[v.AssertPlan | None]:
     plans: list[v.AssertPlan | None] = []
     for a in asserts:
         try:
             plans.append(v.plan_assert(a))
         except v.Unsupported as e:
-            unsupported_tests[str(e)] += 1
-            if unsupported_tests[str(e)] == 1:
-                logger.warning("code suite: an assert test cannot be judged safely (%s); it counts as failed", e)
+            _count_unsupported(str(e))
             plans.append(None)
     return plans
 

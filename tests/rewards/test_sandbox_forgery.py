@@ -6,6 +6,7 @@ network namespace."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -237,3 +238,11 @@ def test_zero_exit_without_output_is_not_a_pass():
     body = "import os\nos._exit(0)"
     assert c.run_tests(respond(body), STDIO_GT).status == ("wrong", "wrong")
     assert c.run_tests(respond(body), CALL_GT).status == ("error", "error")
+
+
+def test_parent_side_evaluation_is_bounded():
+    body = "def f(x):\n    return 10 ** 7\ndef g(x):\n    return 'ab'\n"
+    start = time.monotonic()
+    report = c.run_tests(respond(body), ["assert 2 ** f(1) == 4", "assert g(1) * f(1) == 'x'"])
+    assert report.status == ("unsupported", "unsupported")
+    assert time.monotonic() - start < 30

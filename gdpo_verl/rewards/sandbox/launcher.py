@@ -34,7 +34,7 @@ import wire  # noqa: E402
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
 _WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _WORK_NAME = ".gdpo_work"
-_MAX_FD = 1024
+_MAX_FD = max(1024, os.sysconf("SC_OPEN_MAX"))
 
 
 def _mount(libc, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None) -> None:
@@ -351,6 +351,8 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - a request the server could not run: the parent fails its cases
             resp = {"error": f"{type(e).__name__}: {e}"}
         wire.write_frame(ctl_out, resp)
+    if server.cgroup is not None and server._kill_cgroup():
+        cgroups.remove(server.cgroup)  # also when the parent died without cleaning up
     if not server.namespaced:
         shutil.rmtree(server.work_root, ignore_errors=True)
 
