@@ -342,19 +342,23 @@ def main() -> None:
             "pid1": os.getpid() == 1,
         },
     )
-    while True:
-        req = wire.read_frame(ctl_in)
-        if req is None:
-            break
-        try:
-            resp = server.handle(req)
-        except Exception as e:  # noqa: BLE001 - a request the server could not run: the parent fails its cases
-            resp = {"error": f"{type(e).__name__}: {e}"}
-        wire.write_frame(ctl_out, resp)
-    if server.cgroup is not None and server._kill_cgroup():
-        cgroups.remove(server.cgroup)  # also when the parent died without cleaning up
-    if not server.namespaced:
-        shutil.rmtree(server.work_root, ignore_errors=True)
+    try:
+        while True:
+            req = wire.read_frame(ctl_in)
+            if req is None:
+                break
+            try:
+                resp = server.handle(req)
+            except Exception as e:  # noqa: BLE001 - a request the server could not run: the parent fails its cases
+                resp = {"error": f"{type(e).__name__}: {e}"}
+            wire.write_frame(ctl_out, resp)
+    except OSError:
+        pass  # the parent is gone (broken pipe)
+    finally:
+        if server.cgroup is not None and server._kill_cgroup():
+            cgroups.remove(server.cgroup)  # also when the parent died without cleaning up
+        if not server.namespaced:
+            shutil.rmtree(server.work_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
