@@ -40,6 +40,7 @@ unsupported_tests: Counter[str] = Counter()  # why an assert could not be judged
 class TestReport:
     status: tuple[str, ...]  # pass | wrong | error | timeout | unsupported, one per test
     compile_error: str | None = None
+    first_error: str | None = None  # the end of the first failing case's stderr, for diagnostics
 
     @property
     def pass_rate(self) -> float:
@@ -187,7 +188,8 @@ def _run_cached(code: str, tests_json: str, limits: Limits, backend: tuple) -> T
     results = execute(code, run_mode, cases, limits, spec.get("fn_name"), backend) if cases else []
     for i, r, want in zip(runnable, results, expected, strict=True):
         status[i] = _judge(run_mode if mode == "assert" else mode, r, want)
-    return TestReport(status=tuple(status), compile_error=_compile_error(results))
+    failing = [r.stderr.strip()[-300:] for i, r in zip(runnable, results, strict=True) if status[i] == "error"]
+    return TestReport(tuple(status), _compile_error(results), failing[0] if failing else None)
 
 
 def _backend(backend: str, sandbox_fusion_url: str | None, concurrency: int, request_timeout_s: float) -> tuple:
@@ -242,7 +244,10 @@ _RUN_KWARGS = frozenset(
 
 CODE_FNS = frozenset({"code.pass_rate", "code.bug_free"})
 _SELF_TEST_GT = {"inputs": ["2 3\n", "-4 9\n"], "outputs": ["5\n", "5\n"]}
-_SELF_TEST_GOOD = "```python\nimport sys, json, re, math\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
+_SELF_TEST_GOOD = (  # imports what solutions commonly import, plus modules the sandbox server does not preload
+    "```python\nimport sys, math, heapq, bisect, itertools, collections, functools, fractions, decimal\n"
+    "import textwrap, pprint, calendar\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
+)
 _SELF_TEST_BAD = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
 
 
@@ -256,7 +261,7 @@ def self_test(**kwargs) -> None:
     if good is None or good.status != ("pass", "pass"):
         raise RuntimeError(
             f"code sandbox self-test: a correct program did not pass (status {good and good.status}, compile error "
-            f"{good and good.compile_error}): every code response would score 0"
+            f"{good and good.compile_error}, error {good and good.first_error!r}): every code response would score 0"
         )
     if bad is None or bad.pass_rate != 0.0 or not bad.bug_free:
         raise RuntimeError(f"code sandbox self-test: a wrong program was not judged wrong (status {bad.status})")

@@ -35,6 +35,12 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32,
 _WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _WORK_NAME = ".gdpo_work"
 _MAX_FD = max(1024, os.sysconf("SC_OPEN_MAX"))
+# Imported once here, so that every forked case has them without reading the disk (and without needing to read
+# a Python installation its uid cannot see, in the weak fallback).
+PRELOAD = (
+    "array", "bisect", "collections", "copy", "datetime", "decimal", "fractions", "functools", "heapq",
+    "itertools", "math", "operator", "random", "re", "statistics", "string", "typing",
+)  # fmt: skip
 
 
 def _mount(libc, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None) -> None:
@@ -80,6 +86,8 @@ class Server:
         self.namespaced = bool(cfg.get("namespaced"))
         self.cgroup: dict | None = cfg.get("cgroup")
         self.cg_limits: tuple[int, int] | None = None
+        for name in PRELOAD:
+            __import__(name)
         self.seccomp, self.seccomp_error = kernel.build_filter()
         self.last_cap = kernel.last_cap()
         if self.namespaced:

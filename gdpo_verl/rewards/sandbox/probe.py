@@ -34,11 +34,10 @@ def weak_allowed() -> bool:
 
 
 def allow_weak(allowed: bool) -> None:
-    """Record the user's choice (``reward.gdpo_multi.allow_weak_sandbox``) where reward worker processes see it."""
+    """Record the user's opt-in (``reward.gdpo_multi.allow_weak_sandbox=true``, or ``GDPO_SANDBOX_ALLOW_WEAK=1`` set
+    by the user) where reward worker processes see it."""
     if allowed:
         os.environ[ALLOW_WEAK_ENV] = "1"
-    else:
-        os.environ.pop(ALLOW_WEAK_ENV, None)
 
 
 WEAK_MESSAGE = (
