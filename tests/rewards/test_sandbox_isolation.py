@@ -99,17 +99,18 @@ def test_no_privileges_left():
     assert "0" not in status["Uid"].split() and "0" not in status["Gid"].split()
 
 
-def _syscall_results() -> dict:
+def _syscall_results(weak: bool = False) -> dict:
     """In a forked child of this test: load the sandbox's filter, try the denied calls directly (no audit hook)."""
     import pyseccomp
 
     from gdpo_verl.rewards.sandbox import kernel
 
-    filt, why = kernel.build_filter()
+    filt, why = kernel.build_filter(weak=weak)
     assert filt is not None, why
     arch = pyseccomp.system_arch()
     nr = {n: pyseccomp.resolve_syscall(arch, n) for n in ("unshare", "mount", "ptrace", "shmget", "keyctl", "bpf",
-                                                          "clone", "execve", "setns", "getpid")}  # fmt: skip
+                                                          "clone", "execve", "setns", "getpid", "socket",
+                                                          "mknodat", "setsid")}  # fmt: skip
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -138,7 +139,14 @@ def _syscall_results() -> dict:
                 "clone_newuser": call("clone", 0x10000000 | 17, 0, 0, 0, 0),
                 "execve": call("execve", 0, 0, 0),
                 "getpid": call("getpid"),
+                "socket_inet": call("socket", 2, 1, 0),
+                "socket_inet6": call("socket", 10, 1, 0),
+                "socket_unix": min(call("socket", 1, 1, 0), 0),
+                "mknodat": call(
+                    "mknodat", -100, ctypes.cast(ctypes.c_char_p(b"/tmp/gdpo_nod"), ctypes.c_void_p).value, 0o10600, 0
+                ),  # fmt: skip
             }
+            out["setsid"] = call("setsid")
             child = os.fork()  # plain fork still works
             if child == 0:
                 os._exit(0)
@@ -158,8 +166,14 @@ def _syscall_results() -> dict:
 
 def test_seccomp_filter_denies_kernel_attack_surface():
     out = _syscall_results()
-    assert out.pop("getpid") == 0 and out.pop("fork") == 0
+    assert out.pop("getpid") == 0 and out.pop("fork") == 0 and out.pop("socket_unix") == 0
+    assert out.pop("setsid") == 0  # allowed with namespaces: the pid namespace and the cgroup hold every process
     assert out == {k: errno.EPERM for k in out}, out
+
+
+def test_weak_filter_keeps_processes_in_the_group():
+    out = _syscall_results(weak=True)
+    assert out["setsid"] == errno.EPERM and out["socket_inet"] == errno.EPERM and out["execve"] == errno.EPERM
 
 
 def test_python_paths_are_read_only_and_programs_cannot_start():
@@ -187,8 +201,9 @@ print('EXEC_RESULT', os.read(r, 200) or b'started')
 def test_nothing_survives_from_one_case_to_the_next():
     first = """
 import os, time
-os.mknod('/dev/shm/left')
-os.mknod('/tmp/left')
+for d in ('/dev/shm', '/tmp'):  # dir_fd: the audit hook sees only 'left', a relative name
+    fd = os.open(d, os.O_RDONLY)
+    os.close(os.open('left', os.O_CREAT | os.O_WRONLY, dir_fd=fd))
 if os.fork() == 0:
     os.setsid()
     time.sleep(30)

@@ -29,7 +29,12 @@ DENIED_SYSCALLS = (
     "init_module", "finit_module", "delete_module", "quotactl", "swapon", "swapoff", "reboot", "acct",
     "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "syslog", "iopl", "ioperm", "uselib",
     "vhangup", "lookup_dcookie", "personality",
+    # device nodes and FIFOs (no audit event covers os.mknod)
+    "mknod", "mknodat",
 )  # fmt: skip
+# Without namespaces (the weak fallback) processes must stay in the case's process group, which is what gets killed.
+WEAK_ONLY_DENIED = ("setsid", "setpgid")
+AF_UNIX = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -55,21 +60,24 @@ def no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def build_filter():
-    """A compiled seccomp filter object, or None (with the reason) when libseccomp / pyseccomp is missing."""
+def build_filter(weak: bool = False):
+    """A compiled seccomp filter object, or None (with the reason) when libseccomp / pyseccomp is missing.
+    Sockets other than AF_UNIX are denied too (the only network defence of the weak fallback); ``weak`` also denies
+    leaving the process group."""
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as e:
         return None, f"pyseccomp unavailable: {e}"
     f = sc.SyscallFilter(sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
-    for name in DENIED_SYSCALLS:
+    for name in DENIED_SYSCALLS + (WEAK_ONLY_DENIED if weak else ()):
         try:
             f.add_rule(deny, name)
         except (OSError, ValueError, RuntimeError):
             continue  # not a syscall on this architecture
     for flag in _CLONE_NEW_FLAGS:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    f.add_rule(deny, "socket", sc.Arg(0, sc.NE, AF_UNIX))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # flags live in a struct a filter cannot read; libc falls back
     return f, ""
 

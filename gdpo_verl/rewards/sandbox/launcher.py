@@ -88,7 +88,7 @@ class Server:
         self.cg_limits: tuple[int, int] | None = None
         for name in PRELOAD:
             __import__(name)
-        self.seccomp, self.seccomp_error = kernel.build_filter()
+        self.seccomp, self.seccomp_error = kernel.build_filter(weak=not self.namespaced)
         self.last_cap = kernel.last_cap()
         if self.namespaced:
             isolate_fs(int(cfg["tmpfs_mb"]))
