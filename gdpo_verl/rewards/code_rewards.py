@@ -223,23 +223,29 @@ def run_tests(
     return _run_cached(code, json.dumps(spec, sort_keys=True), limits, backend_key)
 
 
+_RUN_KWARGS = frozenset(
+    {"per_test_s", "memory_mb", "max_tests", "backend", "sandbox_fusion_url", "concurrency", "request_timeout_s"}
+)
+_CALL_KWARGS = frozenset({"data_source", "extra_info", "num_tokens"})  # what the manager passes every function
+
+
+def _run_kwargs(kwargs: dict) -> dict:
+    unknown = set(kwargs) - _RUN_KWARGS - _CALL_KWARGS
+    if unknown:
+        raise TypeError(f"code suite: unknown kwargs {sorted(unknown)}; allowed: {sorted(_RUN_KWARGS)}")
+    return {k: x for k, x in kwargs.items() if k in _RUN_KWARGS}
+
+
 def pass_rate(solution_str: str, ground_truth, **kwargs) -> float:
     """Fraction of tests passed (0 without a code block). kwargs: see :func:`run_tests`."""
-    kwargs = {k: x for k, x in kwargs.items() if k in _RUN_KWARGS}
-    report = run_tests(solution_str, ground_truth, **kwargs)
+    report = run_tests(solution_str, ground_truth, **_run_kwargs(kwargs))
     return 0.0 if report is None else report.pass_rate
 
 
 def bug_free(solution_str: str, ground_truth, **kwargs) -> float:
     """1.0 if the code compiles and runs every test without a runtime error, limit hit or timeout, else 0.0."""
-    kwargs = {k: x for k, x in kwargs.items() if k in _RUN_KWARGS}
-    report = run_tests(solution_str, ground_truth, **kwargs)
+    report = run_tests(solution_str, ground_truth, **_run_kwargs(kwargs))
     return 0.0 if report is None else float(report.bug_free)
-
-
-_RUN_KWARGS = frozenset(
-    {"per_test_s", "memory_mb", "max_tests", "backend", "sandbox_fusion_url", "concurrency", "request_timeout_s"}
-)
 
 
 CODE_FNS = frozenset({"code.pass_rate", "code.bug_free"})
@@ -278,7 +284,7 @@ def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
     sandbox.allow_weak(allow_weak_sandbox)
     seen: list[dict] = []
     for s in specs:
-        kwargs = {k: x for k, x in dict(s.kwargs).items() if k in _RUN_KWARGS}
+        kwargs = _run_kwargs(dict(s.kwargs))  # a misspelt kwarg stops the run here, not at the first rollout
         if kwargs in seen:
             continue
         seen.append(kwargs)

@@ -98,3 +98,8 @@ def test_extract_code_scans_only_the_tail():
     body = "```python\nprint(1)\n```"
     assert c.extract_code(body + "x" * (c.MAX_SCAN_CHARS + 10)) is None
     assert c.extract_code("x" * (c.MAX_SCAN_CHARS + 10) + body) == "print(1)\n"
+
+
+def test_misspelt_kwarg_is_an_error():
+    with pytest.raises(TypeError, match="per_test"):
+        c.pass_rate(respond("print(3)"), STDIO_GT, per_test=2)

@@ -61,16 +61,20 @@ class SandboxServer:
         if self.namespaced:
             cmd = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--kill-child", "--", *cmd]
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            env=_ENV,
-            cwd="/",
-            start_new_session=True,
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._err,
+                env=_ENV,
+                cwd="/",
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            cgroups.remove(self.cgroup)
+            raise SandboxUnavailable(f"cannot start the sandbox server: {e}") from None
         try:
             ready = self._read(time.monotonic() + 60)
         except SandboxUnavailable:
