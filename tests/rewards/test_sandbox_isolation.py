@@ -226,3 +226,23 @@ print('PROCS', mine, 'SHM', os.listdir('/dev/shm'), 'TMP', [n for n in os.listdi
     a, b = run_cases(first, "script", [{"stdin": ""}]), run_cases(second, "script", [{"stdin": ""}])
     assert "PLANTED" in a[0].stdout, a[0].stderr
     assert "PROCS [] SHM [] TMP []" in b[0].stdout, b[0].stdout + b[0].stderr
+
+
+def test_stale_cgroups_of_killed_processes_are_swept():
+    _needs_cgroup()
+    import subprocess
+
+    from gdpo_verl.rewards.sandbox import cgroups
+
+    pid = subprocess.Popen(["true"])  # once reaped, its pid names no process
+    pid.wait()
+    stale, _ = cgroups.create(f"{cgroups.PREFIX}{cgroups.owner_tag()}_{pid.pid}_0")
+    foreign, _ = cgroups.create(f"{cgroups.PREFIX}1_{pid.pid}_0")  # another pid namespace's: never touched
+    try:
+        fresh, _ = cgroups.create(f"{cgroups.PREFIX}{cgroups.owner_tag()}_{os.getpid()}_999")
+        cgroups.remove(fresh)
+        assert not any(os.path.isdir(d) for d in stale["dirs"].values())
+        assert all(os.path.isdir(d) for d in foreign["dirs"].values())
+    finally:
+        cgroups.remove(stale)
+        cgroups.remove(foreign)

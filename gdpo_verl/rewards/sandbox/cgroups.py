@@ -25,8 +25,36 @@ def _v2() -> bool:
     return os.path.exists(os.path.join(ROOT, "cgroup.controllers"))
 
 
+PREFIX = "gdpo_sbx_"
+
+
+def owner_tag() -> str:
+    """This pid namespace's inode: cgroup names carry it, so a sweep never touches another container's cgroups."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def _sweep(parent: str) -> None:
+    """Remove empty sandbox cgroups left by processes of this pid namespace that no longer exist (killed)."""
+    mine = f"{PREFIX}{owner_tag()}_"
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(mine)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(mine) :].split("_", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                os.rmdir(os.path.join(parent, name))
+            except OSError:
+                pass  # still in use
+
+
 def create(name: str) -> tuple[dict | None, str]:
-    """Make the cgroup(s) ``name``: ({"version", "dirs"}, "") or (None, why not)."""
+    """Make the cgroup(s) ``name`` (``PREFIX + owner_tag() + "_<pid>_..."``): ({"version", "dirs"}, "") or
+    (None, why not). Stale ones of dead processes of this pid namespace are removed first."""
     try:
         if _v2():
             own = _own(None)
@@ -35,6 +63,7 @@ def create(name: str) -> tuple[dict | None, str]:
                 enabled = f.read().split()
             if not {"memory", "pids"} <= set(enabled):
                 return None, f"cgroup v2: memory/pids not enabled in {parent}/cgroup.subtree_control"
+            _sweep(parent)
             d = os.path.join(parent, name)
             os.mkdir(d)
             return {"version": 2, "dirs": {"memory": d, "pids": d}}, ""
@@ -45,6 +74,7 @@ def create(name: str) -> tuple[dict | None, str]:
             if own is None or not os.path.isdir(base):
                 remove({"version": 1, "dirs": dirs})
                 return None, f"cgroup v1: no {ctrl} controller"
+            _sweep(os.path.join(base, own.lstrip("/")))
             d = os.path.join(base, own.lstrip("/"), name)
             os.mkdir(d)
             dirs[ctrl] = d

@@ -49,7 +49,8 @@ class SandboxServer:
         self.namespaced = isolation_mode() == "namespaces"
         root = os.geteuid() == 0
         self.uid = _UID_BASE + (os.getpid() % 65536) * 16 + n % 16 if root else None
-        self.cgroup, why = cgroups.create(f"gdpo_sbx_{os.getpid()}_{n}") if root else (None, "not root")
+        name = f"{cgroups.PREFIX}{cgroups.owner_tag()}_{os.getpid()}_{n}"
+        self.cgroup, why = cgroups.create(name) if root else (None, "not root")
         if self.cgroup is None:
             warn_once(
                 "cgroup",
