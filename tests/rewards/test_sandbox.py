@@ -107,8 +107,8 @@ if os.fork() == 0:
             continue
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
         if str(uid) in uids:
-            leftovers.append(pid)
-    assert not leftovers
+            leftovers.append((pid, status.splitlines()[:8], Path(f"/proc/{pid}/cmdline").read_bytes()[:200]))
+    assert not leftovers, (uid, leftovers)
 
 
 def test_memory_bomb_fails_within_the_memory_limit():
