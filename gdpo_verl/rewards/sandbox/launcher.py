@@ -171,7 +171,7 @@ class Server:
             with open(procs) as f:
                 left = [int(p) for p in f.read().split() if int(p) > 0]
             if not left:
-                self._reap()
+                self._reap_all()
                 return True
             for p in left:
                 try:
@@ -181,6 +181,17 @@ class Server:
             self._reap()
             time.sleep(0.001)
         return False
+
+    @staticmethod
+    def _reap_all(wait_s: float = 2.0) -> None:
+        """Reap until no child is left: killed processes leave the cgroup before they finish exiting."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            time.sleep(0.0005)
 
     @staticmethod
     def _reap() -> None:
