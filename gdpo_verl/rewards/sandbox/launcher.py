@@ -6,9 +6,10 @@ host's world-writable directories behind size-limited tmpfs mounts, makes what P
 compiles the seccomp filter. Then it serves requests (frames on its stdin, answers on its stdout: pipes no sandboxed
 process ever holds). Each test case runs in a child forked from this warm process, which, before the program runs:
 joins the per-sandbox cgroup, gets fresh stdin/stdout/stderr/record pipes and closes every other fd, moves into its
-own work directory on the tmpfs, sets rlimits, drops the capability bounding set, becomes an unprivileged uid, sets
-no-new-privs, loads the seccomp filter and installs the audit hook. This process never runs untrusted code and
-never holds an expected output; it reports what each child printed, its record and how it ended.
+own work directory on the tmpfs, sets rlimits, becomes an unprivileged uid (the capability bounding set is already
+empty: the server drops it at start), sets no-new-privs, loads the seccomp filter and installs the audit hook. This
+process never runs untrusted code and never holds an expected output; it reports what each child printed, its
+record and how it ended.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Server:
         for name in PRELOAD:
             __import__(name)
         self.seccomp, self.seccomp_error = kernel.build_filter(weak=not self.namespaced)
-        self.last_cap = kernel.last_cap()
+        if self.uid is not None:  # once for all cases: this process never executes a program, its children inherit
+            kernel.drop_bounding_set(kernel.last_cap())
         if self.namespaced:
             isolate_fs(int(cfg["tmpfs_mb"]))
             self.work_root = os.path.join("/tmp", _WORK_NAME)
@@ -122,7 +124,6 @@ class Server:
         cap(resource.RLIMIT_CORE, 0)
         cap(resource.RLIMIT_NPROC, int(lim["nproc"]))
         if self.uid is not None:
-            kernel.drop_bounding_set(self.last_cap)
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
