@@ -155,6 +155,8 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int | N
         "naive_s": round(statistics.median(t_naive), 2),
         "gdpo_multi_s": round(statistics.median(t_ours), 2),
         "speedup": round(statistics.median(t_naive) / statistics.median(t_ours), 2),
+        "naive_per_s": round(len(data) / statistics.median(t_naive), 1),
+        "gdpo_multi_per_s": round(len(data) / statistics.median(t_ours), 1),
         "runs_naive_s": [round(t, 2) for t in t_naive],
         "runs_gdpo_multi_s": [round(t, 2) for t in t_ours],
         "pool_workers": pool_workers,
@@ -169,6 +171,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="reward.gdpo_multi.max_workers (default: the manager's)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--code-before-per-s",
+        type=float,
+        default=None,
+        help="responses/s that gdpo_multi reached on the code suite before a change; prints the ratio",
+    )
     args = p.parse_args()
     rng = random.Random(args.seed)
     import verl  # noqa: F401 - loads the gdpo_verl plugin, which registers gdpo_multi
@@ -180,6 +188,8 @@ def main() -> None:
     if args.code:
         rows.append(bench("code", CODE_FNS, code_samples(args.code, rng), "code", args.workers, args.repeat))
     for r in rows:
+        if r["suite"] == "code" and args.code_before_per_s:
+            r["gdpo_multi_vs_before"] = round(r["gdpo_multi_per_s"] / args.code_before_per_s, 2)
         print(json.dumps(r))
     total_naive, total_ours = sum(r["naive_s"] for r in rows), sum(r["gdpo_multi_s"] for r in rows)
     print(

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..conditions import Condition, parse_condition
 from ..plain_config import to_plain
+from . import code_rewards
 from .pool import CallOutcome, RewardPool
 from .suites import SUITES, check_fn_spec
 
@@ -29,7 +30,7 @@ logger = logging.getLogger("gdpo_verl.rewards")
 SIGNATURE_KEY = "gdpo_signature"
 FAILURES_KEY = "gdpo_reward_failures"
 RESERVED = frozenset({"score", SIGNATURE_KEY, FAILURES_KEY})
-_TOP_KEYS = {"suite", "rewards", "timeout_s", "max_workers"}
+_TOP_KEYS = {"suite", "rewards", "timeout_s", "max_workers", "allow_weak_sandbox"}
 _REWARD_KEYS = {"name", "fn", "kwargs", "weight", "condition", "timeout_s"}
 # Built-ins whose worker mostly waits on a sandbox process: the default pool gets WAITING_FACTOR x the workers.
 WAITING_FNS = frozenset({"code.pass_rate", "code.bug_free"})
@@ -55,6 +56,7 @@ class MultiRewardConfig:
     rewards: tuple[RewardSpec, ...]
     timeout_s: float = 10.0
     max_workers: int | None = None
+    allow_weak_sandbox: bool = False  # score code with the weak fallback sandbox (no namespaces)
 
     @property
     def names(self) -> list[str]:
@@ -139,7 +141,9 @@ def parse_config(section: Mapping[str, Any] | None) -> MultiRewardConfig:
     workers = section.get("max_workers")
     if timeout <= 0 or (workers is not None and int(workers) < 0):
         raise RewardConfigError("reward.gdpo_multi: timeout_s must be > 0 and max_workers >= 0")
-    return MultiRewardConfig(tuple(specs), timeout, None if workers is None else int(workers))
+    return MultiRewardConfig(
+        tuple(specs), timeout, None if workers is None else int(workers), bool(section.get("allow_weak_sandbox"))
+    )
 
 
 def validate_against_keys(cfg: MultiRewardConfig, reward_keys: Sequence[str] | None) -> None:
@@ -191,6 +195,7 @@ class MultiRewardScorer:
 
     def __init__(self, cfg: MultiRewardConfig, max_workers: int | None = None) -> None:
         self.cfg = cfg
+        code_rewards.startup_check(cfg.rewards, cfg.allow_weak_sandbox)  # fail closed before the first rollout
         workers = cfg.max_workers
         if workers is None:  # the caller's share of the cores, more when the workers mostly wait on sandboxes
             workers = default_workers() if max_workers is None else max_workers

@@ -78,3 +78,28 @@ def test_malformed_ground_truth_raises_value_error():
         c.parse_tests("{not json")
     with pytest.raises(ValueError):
         c.parse_tests({"inputs": ["1"], "outputs": []})
+
+
+def test_extract_code_is_linear_on_an_unclosed_fence():
+    import time
+
+    texts = [
+        "```" + "a" * 400_000,  # a fence tag that never ends its line
+        "```python\n" + "x = 1\n" * 70_000,  # a block that never closes
+        "``` ```" * 60_000,  # fences everywhere, no newline
+    ]
+    start = time.monotonic()
+    for t in texts:
+        assert c.extract_code(t) is None
+    assert time.monotonic() - start < 2.0  # the quadratic regex took 10-47 s on 96k-192k characters
+
+
+def test_extract_code_scans_only_the_tail():
+    body = "```python\nprint(1)\n```"
+    assert c.extract_code(body + "x" * (c.MAX_SCAN_CHARS + 10)) is None
+    assert c.extract_code("x" * (c.MAX_SCAN_CHARS + 10) + body) == "print(1)\n"
+
+
+def test_misspelt_kwarg_is_an_error():
+    with pytest.raises(TypeError, match="per_test"):
+        c.pass_rate(respond("print(3)"), STDIO_GT, per_test=2)

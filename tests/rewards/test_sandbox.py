@@ -4,6 +4,7 @@ allocations), so a broken sandbox makes a test fail, not the machine hang; pytes
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ def test_runs_code_with_stdin_and_scrubbed_env(monkeypatch):
     assert res.ok, res.stderr
     assert res.stdout.startswith("HELLO")
     assert "GDPO_TEST_SECRET" not in res.stdout and "s3cr3t" not in res.stdout
-    assert "gdpo_sbx_" in res.stdout  # ran in its own work directory
+    assert re.search(r"(\.gdpo_work|gdpo_sbx_\w+)/c\d+\n", res.stdout)  # ran in its own work directory
 
 
 def test_reading_parent_environment_fails(monkeypatch):
@@ -106,8 +107,8 @@ if os.fork() == 0:
             continue
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
         if str(uid) in uids:
-            leftovers.append(pid)
-    assert not leftovers
+            leftovers.append((pid, status.splitlines()[:8], Path(f"/proc/{pid}/cmdline").read_bytes()[:200]))
+    assert not leftovers, (uid, leftovers)
 
 
 def test_memory_bomb_fails_within_the_memory_limit():
