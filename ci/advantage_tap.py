@@ -25,8 +25,10 @@ def _header(cfg: Any) -> dict[str, Any]:
 
 
 def _wrap_compute(fn: Any) -> Any:
-    def compute_gdpo(components, index, lengths, cfg, kl_shaping=None):  # noqa: ANN001, ANN202 - same as wrapped
-        out = fn(components, index, lengths, cfg, kl_shaping)
+    def compute_gdpo(components, index, lengths, cfg, kl_shaping=None, *rest, **kwargs):  # noqa: ANN001, ANN202
+        out = fn(components, index, lengths, cfg, kl_shaping, *rest, **kwargs)  # same arguments as the wrapped one
+        if cfg.weight_schedule:
+            raise RuntimeError("the advantage tap does not record weight schedules: use constant weights in this run")
         labels = [int(x) for x in (index.tolist() if hasattr(index, "tolist") else index)]
         kl = None if kl_shaping is None else [float(x) for x in kl_shaping.tolist()]
         _state["pending"] = (_header(cfg), labels, [float(x) for x in lengths.tolist()], kl)

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from gdpo_verl.conditions import Condition
 from gdpo_verl.config import GDPOConfig
-from gdpo_verl.core import Condition
 from gdpo_verl.estimator import compute_gdpo
 
 
@@ -42,8 +42,9 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 def config_from_tap(header: dict[str, Any]) -> GDPOConfig:
     raw = dict(header)
     raw["conditions"] = tuple(Condition(**c) for c in raw.get("conditions", []))
-    for key in ("reward_keys", "weights", "std_norm"):
+    for key in ("reward_keys", "weights", "std_norm", "weight_schedule"):
         raw[key] = tuple(raw.get(key, ()))
+    raw["aggregation_args"] = tuple(tuple(pair) for pair in raw.get("aggregation_args", ()))
     return GDPOConfig(**raw)
 
 
