@@ -25,6 +25,7 @@ from gdpo_verl_plugins.cpu.megatron import (  # noqa: E402
     device,
     mbridge_spec,
     optimizer_dtype,
+    optimizer_load,
     rng,
     scoped_cuda,
     shape,
@@ -268,3 +269,51 @@ def test_cpu_mode_registers_every_megatron_patch_and_off_registers_none():
         out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip().splitlines()[-1] == expected, (flag, out.stdout, out.stderr[-2000:])
+
+
+def test_loading_into_a_fresh_torch_optimizer_creates_its_state_without_moving_parameters(patched):
+    distrib = importlib.import_module(optimizer_load.MODULE)
+    assert not distrib.HAVE_APEX_OR_TE and shape.already(distrib.DistributedOptimizer.sharded_state_dict)
+    params = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2, 2))]
+    before = [p.detach().clone() for p in params]
+    inner = torch.optim.AdamW(params, lr=0.5, weight_decay=0.1)
+    wrapper = distrib.DistributedOptimizer.__new__(distrib.DistributedOptimizer)
+    wrapper.optimizer = inner
+    optimizer_load.init_state_without_moving(wrapper)
+    assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))  # nothing moved
+    assert {s["step"].item() for s in inner.state.values()} == {1.0}  # megatron's state_dict finds one step
+    assert inner.param_groups[0]["lr"] == 0.5 and inner.param_groups[0]["weight_decay"] == 0.1  # restored
+
+
+def test_optimizer_load_patch_calls_the_initializer_only_when_loading_into_an_empty_optimizer(tmp_path):
+    module = _fake_module(
+        tmp_path,
+        "fake_distrib_optimizer_load",
+        """
+        HAVE_APEX_OR_TE = False
+
+        class DistributedOptimizer:
+            def __init__(self, optimizer):
+                self.optimizer, self.inits = optimizer, 0
+
+            def _init_optimizer_states_with_dummy_values(self):
+                self.inits += 1
+                for p in self.optimizer.param_groups[0]["params"]:
+                    self.optimizer.state[p] = {"step": 1}
+
+            def state_dict(self):
+                steps = list(set([s["step"] for s in self.optimizer.state.values()]))
+                assert len(steps) == 1
+                return {"step": steps[0]}
+
+            def sharded_state_dict(self, model_sharded_state_dict=None, is_loading=False):
+                return self.state_dict()
+        """,
+    )
+    optimizer_load.patch(module)
+    opt = module.DistributedOptimizer(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    with pytest.raises(AssertionError):
+        opt.sharded_state_dict({}, is_loading=False)  # saving an optimizer without state is left as it was
+    assert opt.sharded_state_dict({}, is_loading=True) == {"step": 1} and opt.inits == 1
+    opt.sharded_state_dict({}, is_loading=True)
+    assert opt.inits == 1  # state exists now: not initialized again

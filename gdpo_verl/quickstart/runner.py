@@ -135,6 +135,7 @@ def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
         "actor_rollout_ref.actor.entropy_coeff=0",
         f"actor_rollout_ref.rollout.n={cfg.n}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",  # used when KL is on
         f"actor_rollout_ref.rollout.seed={cfg.seed}",
         "reward.custom_reward_function.path=pkg://gdpo_verl.quickstart.task",
         "reward.custom_reward_function.name=compute_score",

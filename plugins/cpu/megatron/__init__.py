@@ -1,4 +1,4 @@
-"""verl's Megatron actor on CPU: the places where megatron-core 0.16.1 and mbridge 0.15.1 assume CUDA.
+r"""verl's Megatron actor on CPU: the places where megatron-core 0.16.1 and mbridge 0.15.1 assume CUDA.
 
 Each adjustment is applied when verl (through megatron-core / mbridge) imports the module concerned, only in CPU mode
 (``GDPO_VERL_CPU=1``), and first checks the exact shape it patches (:mod:`.shape`). One concern per module:
@@ -12,6 +12,7 @@ item  what changes                                     module
 5-6   mbridge: local layer spec and its norm names     :mod:`.mbridge_spec`
 7     optimizer dtype checks (``tensor.type()``)      :mod:`.optimizer_dtype`
 8     2-D padding mask on the non-fused softmax        :mod:`.attention_mask`
+\-    resuming a torch optimizer (no Apex / TE)         :mod:`.optimizer_load`
 ====  ===============================================  ==========================================================
 """
 
@@ -20,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from gdpo_verl_plugins.cpu.megatron import attention_mask, device, mbridge_spec, optimizer_dtype, rng, scoped_cuda
+from gdpo_verl_plugins.cpu.megatron import (
+    attention_mask,
+    device,
+    mbridge_spec,
+    optimizer_dtype,
+    optimizer_load,
+    rng,
+    scoped_cuda,
+)
 
 # patch name -> (module it changes, what it changes there)
 PATCHES: dict[str, tuple[str, str]] = {
@@ -31,6 +40,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "mbridge_qwen2_names": (mbridge_spec.QWEN2_MODULE, "Qwen2Bridge._OTHER_MAPPING, Qwen2Bridge._MLP_MAPPING"),
     "megatron_optimizer_dtype": (optimizer_dtype.MODULE, "DistributedOptimizer.__init__"),
     **{f"megatron_clip_dtype:{name}": (name, "clip_grad_by_total_norm_fp32") for name in optimizer_dtype.CLIP_MODULES},
+    "megatron_optimizer_load": (optimizer_load.MODULE, "DistributedOptimizer.sharded_state_dict"),
     "megatron_attention_mask": (attention_mask.MODULE, "FusedScaleMaskSoftmax.forward_torch_softmax"),
 }
 APPLY: dict[str, Callable[[ModuleType], None]] = {
@@ -41,5 +51,6 @@ APPLY: dict[str, Callable[[ModuleType], None]] = {
     "mbridge_qwen2_names": mbridge_spec.patch_qwen2_names,
     "megatron_optimizer_dtype": optimizer_dtype.patch,
     **{f"megatron_clip_dtype:{name}": optimizer_dtype.patch_clip for name in optimizer_dtype.CLIP_MODULES},
+    "megatron_optimizer_load": optimizer_load.patch,
     "megatron_attention_mask": attention_mask.patch,
 }

@@ -27,9 +27,14 @@ from gdpo_verl_plugins.cpu.megatron import shape
 from gdpo_verl_plugins.cpu.platform import DEVICE_MODULE
 
 # module -> a source fragment that shows the CUDA assumption is still there. The modules a CPU training step reaches
-# (model construction, DDP buffers, distributed optimizer, pipeline schedules, attention, weight export).
+# (model construction, DDP buffers, distributed optimizer, pipeline schedules, attention, weight export, checkpoints).
 _CURRENT = "torch.cuda.current_device()"
 MODULES: dict[str, str] = {
+    "megatron.core.dist_checkpointing.strategies.async_utils": _CURRENT,
+    "megatron.core.dist_checkpointing.strategies.filesystem_async": "torch.cuda.synchronize()",
+    "megatron.core.dist_checkpointing.strategies.fully_parallel": "torch.cuda.synchronize()",
+    "megatron.core.dist_checkpointing.strategies.state_dict_saver": "device='cuda'",
+    "megatron.core.dist_checkpointing.tensor_aware_state_dict": "torch.cuda.synchronize()",
     "megatron.core.distributed.distributed_data_parallel": _CURRENT,
     "megatron.core.distributed.param_and_grad_buffer": _CURRENT,
     "megatron.core.models.common.embeddings.rotary_pos_embedding": _CURRENT,
