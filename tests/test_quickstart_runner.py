@@ -156,3 +156,68 @@ def test_progress_condenses_verl_output(tmp_path, capsys):
     assert lines[2].split()[:2] == ["val@0", "0.500"]
     assert lines[3].split() == ["1/2", "0.167", "0.500", "0.250", "1.5"]
     assert len(lines) == 4
+
+
+def test_megatron_backend_overrides_set_the_layout_and_the_cpu_keys():
+    ov = _keys(runner.overrides(runner.RunConfig(out=Path("/o"), backend="megatron", tp=2, pp=2), ASSETS))
+    assert ov["model_engine"] == "megatron" and "actor_rollout_ref.actor.strategy" not in ov
+    mc = "actor_rollout_ref.actor.megatron"
+    for role in (mc, "actor_rollout_ref.ref.megatron"):
+        assert ov[f"{role}.tensor_model_parallel_size"] == "2" and ov[f"{role}.pipeline_model_parallel_size"] == "2"
+        assert ov[f"{role}.sequence_parallel"] == "False"
+    assert ov[f"{mc}.vanilla_mbridge"] == "True" and ov[f"{mc}.use_remove_padding"] == "False"
+    assert ov[f"{mc}.override_transformer_config.transformer_impl"] == "local"
+    assert ov[f"{mc}.override_transformer_config.masked_softmax_fusion"] == "False"
+    assert ov["trainer.n_gpus_per_node"] == "4" and ov["ray_kwargs.ray_init.num_gpus"] == "4"  # TP x PP workers
+    default = _keys(runner.overrides(runner.RunConfig(out=Path("/o")), ASSETS))
+    assert default["actor_rollout_ref.actor.strategy"] == "fsdp2" and "model_engine" not in default
+    assert default["trainer.n_gpus_per_node"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("backend", "tp", "pp", "match"),
+    [("fsdp2", 2, 1, "megatron only"), ("megatron", 0, 1, ">= 1"), ("deepspeed", 1, 1, "unknown backend")],
+)
+def test_bad_backend_layouts_are_refused(backend, tp, pp, match):
+    with pytest.raises(ValueError, match=match):
+        runner.backend_overrides(backend, tp, pp)
+
+
+def test_cli_megatron_dry_run_writes_the_command(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--backend", "megatron", "--tp", "2", "--pp", "2", "--out", str(tmp_path), "--dry-run"])
+    assert cli.run(args) == 0
+    command = (tmp_path / "command.txt").read_text()
+    assert (
+        "model_engine=megatron" in command
+        and "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=2" in command
+    )
+    bad = parser.parse_args(["--tp", "2", "--out", str(tmp_path), "--dry-run"])
+    assert cli.run(bad) == 2 and "megatron only" in capsys.readouterr().err
+
+
+def test_missing_megatron_packages_are_named(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert runner.missing_backend_packages("megatron") == ["megatron-core", "mbridge", "einops"]
+    assert runner.missing_backend_packages("fsdp2") == []
+
+
+@pytest.mark.verl
+def test_megatron_overrides_compose_with_verls_own_config():
+    verl = pytest.importorskip("verl")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    GlobalHydra.instance().clear()
+    cfg = runner.RunConfig(out=Path("/o"), backend="megatron", tp=2, pp=2)
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        config = compose("ppo_trainer", overrides=runner.overrides(cfg, ASSETS))
+    actor, ref = config.actor_rollout_ref.actor, config.actor_rollout_ref.ref
+    assert actor.strategy == "megatron" and ref.strategy == "megatron"
+    assert actor.megatron.tensor_model_parallel_size == 2 and ref.megatron.pipeline_model_parallel_size == 2
+    assert ref.megatron.vanilla_mbridge and not ref.megatron.sequence_parallel  # the reference inherits the bridge
+    assert ref.megatron.override_transformer_config.transformer_impl == "local"

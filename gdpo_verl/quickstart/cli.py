@@ -27,6 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--legacy", action="store_true", help="use verl's legacy trainer (trainer.use_v1=False)")
     parser.add_argument(
+        "--backend",
+        choices=runner.BACKENDS,
+        default="fsdp2",
+        help="actor (and reference) engine: fsdp2 (default, 1 CPU worker) or megatron (TP x PP CPU workers; "
+        "needs `bash scripts/install_cpu.sh --megatron`)",
+    )
+    parser.add_argument("--tp", type=int, default=1, help="Megatron tensor-parallel size (--backend megatron)")
+    parser.add_argument("--pp", type=int, default=1, help="Megatron pipeline-parallel size (--backend megatron)")
+    parser.add_argument(
         "--weights",
         type=float,
         nargs=2,
@@ -108,11 +117,28 @@ def run(args: argparse.Namespace) -> int:
         n=args.n,
         lr=args.lr,
         weights=tuple(args.weights),
+        backend=args.backend,
+        tp=args.tp,
+        pp=args.pp,
         extra=tuple(args.overrides),
     )
+    try:
+        runner.backend_overrides(cfg.backend, cfg.tp, cfg.pp)
+    except ValueError as exc:
+        print(f"gdpo-verl quickstart: {exc}", file=sys.stderr)
+        return 2
+    missing = runner.missing_backend_packages(cfg.backend)
+    if missing and not args.dry_run:
+        print(
+            f"gdpo-verl quickstart: --backend {cfg.backend} needs {', '.join(missing)}, not installed here; "
+            "run `bash scripts/install_cpu.sh --megatron`",
+            file=sys.stderr,
+        )
+        return 2
     trainer = "legacy" if args.legacy else "V1"
+    actor = "FSDP2" if args.backend == "fsdp2" else f"Megatron TP={args.tp} PP={args.pp}"
     print(
-        f"gdpo-verl quickstart: {args.estimator.upper()} on verl main_ppo ({trainer} trainer), "
+        f"gdpo-verl quickstart: {args.estimator.upper()} on verl main_ppo ({trainer} trainer, {actor} actor), "
         f"{args.steps} steps, rewards {', '.join(task.REWARD_KEYS)} -> {out}",
         flush=True,
     )
@@ -137,6 +163,9 @@ def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
     summary = {
         "estimator": cfg.estimator,
         "trainer": "legacy" if cfg.legacy else "v1",
+        "backend": cfg.backend,
+        "tp": cfg.tp,
+        "pp": cfg.pp,
         "returncode": result.returncode,
         "steps_done": sum(1 for m in metrics.values() if "timing_s/step" in m),
         "wall_s": round(result.wall_s, 1),

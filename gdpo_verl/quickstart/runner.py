@@ -20,18 +20,75 @@ from gdpo_verl.quickstart.assets import Assets
 CPU_OVERRIDES = (
     "actor_rollout_ref.rollout.name=hf_cpu",
     "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-    "actor_rollout_ref.actor.strategy=fsdp2",
     "actor_rollout_ref.model.use_remove_padding=False",
     "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
     "actor_rollout_ref.rollout.agent.num_workers=1",
     "reward.num_workers=1",
     "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
     "trainer.device=cpu",
-    "trainer.n_gpus_per_node=1",
     "trainer.nnodes=1",
-    "+ray_kwargs.ray_init.num_gpus=1",
     "ray_kwargs.ray_init.num_cpus=16",
 )
+BACKENDS = ("fsdp2", "megatron")
+FSDP2_OVERRIDES = ("actor_rollout_ref.actor.strategy=fsdp2",)
+# verl's Megatron actor and reference on CPU (docs/cpu.md, "Megatron on CPU"): the older `mbridge` bridge,
+# megatron-core's own layers instead of Transformer Engine, no sequence parallelism, no fused softmax kernel and
+# padded (bshd) sequences. The actor stays bf16 (verl refuses a float32 Megatron actor).
+_MCORE = "actor_rollout_ref.actor.megatron"
+MEGATRON_OVERRIDES = (
+    "model_engine=megatron",
+    f"{_MCORE}.vanilla_mbridge=True",
+    f"{_MCORE}.use_remove_padding=False",
+    f"{_MCORE}.sequence_parallel=False",
+    "actor_rollout_ref.ref.megatron.sequence_parallel=False",
+    f"+{_MCORE}.override_transformer_config.transformer_impl=local",
+    f"{_MCORE}.override_transformer_config.attention_backend=local",
+    f"+{_MCORE}.override_transformer_config.sequence_parallel=False",
+    f"+{_MCORE}.override_transformer_config.masked_softmax_fusion=False",
+)
+
+
+def backend_overrides(backend: str, tp: int = 1, pp: int = 1) -> list[str]:
+    """The actor backend's overrides and the worker count (TP x PP CPU workers for Megatron, 1 for FSDP2)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if tp < 1 or pp < 1:
+        raise ValueError(f"--tp and --pp must be >= 1, got tp={tp}, pp={pp}")
+    if backend == "fsdp2":
+        if (tp, pp) != (1, 1):
+            raise ValueError("--tp/--pp apply to --backend megatron only (FSDP2 runs one CPU worker)")
+        return [*FSDP2_OVERRIDES, *_workers(1)]
+    parallel = [
+        f"{_MCORE}.tensor_model_parallel_size={tp}",
+        f"{_MCORE}.pipeline_model_parallel_size={pp}",
+        f"actor_rollout_ref.ref.megatron.tensor_model_parallel_size={tp}",
+        f"actor_rollout_ref.ref.megatron.pipeline_model_parallel_size={pp}",
+    ]
+    return [*MEGATRON_OVERRIDES, *parallel, *_workers(tp * pp)]
+
+
+MEGATRON_PACKAGES = {"megatron.core": "megatron-core", "mbridge": "mbridge", "einops": "einops"}
+
+
+def missing_backend_packages(backend: str) -> list[str]:
+    """The distributions a backend needs that cannot be found here (checked without importing them)."""
+    if backend != "megatron":
+        return []
+    from importlib.util import find_spec
+
+    missing = []
+    for module, dist in MEGATRON_PACKAGES.items():
+        try:
+            found = find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(dist)
+    return missing
+
+
+def _workers(n: int) -> list[str]:
+    return [f"trainer.n_gpus_per_node={n}", f"+ray_kwargs.ray_init.num_gpus={n}"]
 
 
 @dataclass
@@ -46,6 +103,9 @@ class RunConfig:
     lr: float = 2e-3
     response_length: int = 8
     weights: tuple[float, float] = (1.0, 1.0)
+    backend: str = "fsdp2"  # fsdp2 | megatron (actor and reference)
+    tp: int = 1  # Megatron tensor-parallel size
+    pp: int = 1  # Megatron pipeline-parallel size
     extra: Sequence[str] = field(default_factory=tuple)  # raw verl overrides, appended last (they win)
 
 
@@ -75,16 +135,18 @@ def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
         "actor_rollout_ref.actor.entropy_coeff=0",
         f"actor_rollout_ref.rollout.n={cfg.n}",
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",  # used when KL is on
         f"actor_rollout_ref.rollout.seed={cfg.seed}",
         "reward.custom_reward_function.path=pkg://gdpo_verl.quickstart.task",
         "reward.custom_reward_function.name=compute_score",
         f"+reward.custom_reward_function.reward_kwargs.format_weight={cfg.weights[0]}",
         f"+reward.custom_reward_function.reward_kwargs.correct_weight={cfg.weights[1]}",
         *CPU_OVERRIDES,
+        *backend_overrides(cfg.backend, cfg.tp, cfg.pp),
         f"trainer.use_v1={not cfg.legacy}",
         "trainer.logger=[console,file]",
         "trainer.project_name=gdpo_quickstart",
-        f"trainer.experiment_name={cfg.estimator}{'_legacy' if cfg.legacy else ''}_seed{cfg.seed}",
+        f"trainer.experiment_name={cfg.estimator}{'_legacy' if cfg.legacy else ''}{_layout(cfg)}_seed{cfg.seed}",
         f"trainer.total_training_steps={cfg.steps}",
         "trainer.total_epochs=1000",
         "trainer.val_before_train=False",
@@ -94,6 +156,10 @@ def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
         f"trainer.rollout_data_dir={cfg.out / 'rollouts'}",  # per-step rollouts: the per-reward curves come from here
         *cfg.extra,
     ]
+
+
+def _layout(cfg: RunConfig) -> str:
+    return "" if cfg.backend == "fsdp2" else f"_megatron_tp{cfg.tp}pp{cfg.pp}"
 
 
 def command(cfg: RunConfig, assets: Assets) -> list[str]:

@@ -75,3 +75,13 @@ def compute_score(
     fmt = format_reward(solution_str)
     cor = correct_reward(solution_str, str(ground_truth))
     return {"score": format_weight * fmt + correct_weight * cor, "format": fmt, "correct": cor}
+
+
+def format_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None, **_: Any):
+    """The ``format`` reward alone, for ``gdpo_multi`` (``fn: gdpo_verl.quickstart.task:format_score``)."""
+    return format_reward(solution_str)
+
+
+def correct_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None, **_: Any):
+    """The ``correct`` reward alone, for ``gdpo_multi`` (``fn: gdpo_verl.quickstart.task:correct_score``)."""
+    return correct_reward(solution_str, str(ground_truth))

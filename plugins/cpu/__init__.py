@@ -52,5 +52,9 @@ def install() -> bool:
     when_imported("verl.plugin.platform", _register_platform)
     for name, (module_name, _attr) in cpu_patches.PATCHES.items():
         when_imported(module_name, cpu_patches.APPLY[name])
+    from gdpo_verl_plugins.cpu import megatron as cpu_megatron  # applied only if verl imports megatron / mbridge
+
+    for name, (module_name, _attr) in cpu_megatron.PATCHES.items():
+        when_imported(module_name, cpu_megatron.APPLY[name])
     logger.info("gdpo-verl: CPU training enabled (platform cpu, rollout %s)", ROLLOUT_NAME)
     return True
