@@ -19,6 +19,7 @@ pytest.importorskip("megatron.core", reason="install with scripts/install_cpu.sh
 pytest.importorskip("mbridge", reason="install with scripts/install_cpu.sh --megatron")
 
 import torch  # noqa: E402
+from gdpo_verl_plugins import verl_shapes as shape  # noqa: E402
 from gdpo_verl_plugins.cpu import megatron as cpu_megatron  # noqa: E402
 from gdpo_verl_plugins.cpu.megatron import (  # noqa: E402
     attention_mask,
@@ -28,7 +29,6 @@ from gdpo_verl_plugins.cpu.megatron import (  # noqa: E402
     optimizer_load,
     rng,
     scoped_cuda,
-    shape,
 )
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only torch build")

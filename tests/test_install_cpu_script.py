@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gdpo_verl_plugins.cpu.megatron import shape
+from gdpo_verl_plugins import verl_shapes as shape
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_cpu.sh"
 

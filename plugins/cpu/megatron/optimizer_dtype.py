@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins.cpu.megatron import shape
+from gdpo_verl_plugins import verl_shapes as shape
 
 MODULE = "megatron.core.optimizer.distrib_optimizer"
 CLIP_MODULES = ("megatron.core.optimizer.clip_grads", "megatron.core.optimizer.optimizer")

@@ -16,7 +16,8 @@ import functools
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins.cpu.megatron import device, shape
+from gdpo_verl_plugins import verl_shapes as shape
+from gdpo_verl_plugins.cpu.megatron import device
 
 MODULE = "megatron.core.tensor_parallel.random"
 
