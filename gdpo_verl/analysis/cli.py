@@ -140,12 +140,13 @@ def run_study(args: argparse.Namespace) -> int:
     for est, by_seed in found.items():
         steps = [max(runs[est][s]["score"], default=0) for s in by_seed]
         print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
-    header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "last 20% per seed"]
+    header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "all steps (median)", "last 20% per seed"]
     print(table(header, study.table_rows(summary)))
     if args.baseline in summary and len(summary) > 1:
-        print(f"\nlast 20%, arm minus {args.baseline} on the same seed:")
-        header = ["arm", "reward", "seeds", "median difference", "above/below/equal"]
-        print(table(header, study.paired(summary, args.baseline)))
+        for stat, label in (("end", "last 20%"), ("all", "all steps")):
+            print(f"\n{label}, arm minus {args.baseline} on the same seed:")
+            header = ["arm", "reward", "seeds", "median difference", "above/below/equal"]
+            print(table(header, study.paired(summary, args.baseline, stat)))
     if args.out:
         study.plot(summary, args.out, args.smooth)
         print(f"wrote {args.out}", file=sys.stderr)

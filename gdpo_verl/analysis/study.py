@@ -117,7 +117,7 @@ def band(curves: Sequence[Curve]) -> dict[str, list[float]]:
 
 
 def window_mean(curve: Curve, first: bool, frac: float = 0.2) -> float:
-    """Mean of the first (or last) ``frac`` of the logged steps, unsmoothed."""
+    """Mean of the first (or last) ``frac`` of the logged steps, unsmoothed (``frac=1``: every step)."""
     steps = sorted(curve)
     if not steps:
         return math.nan
@@ -137,13 +137,15 @@ def summarize(runs: Mapping[str, Mapping[int, Mapping[str, Curve]]], window: int
             "band": {k: band([smooth(by_seed[s][k], window) for s in seeds]) for k in keys},
             "start": {k: [window_mean(by_seed[s][k], first=True) for s in seeds] for k in keys},
             "end": {k: [window_mean(by_seed[s][k], first=False) for s in seeds] for k in keys},
+            "all": {k: [window_mean(by_seed[s][k], first=False, frac=1.0) for s in seeds] for k in keys},
         }
     return out
 
 
-def paired(summary: Mapping[str, Mapping], baseline: str) -> list[list[object]]:
-    """Per arm and key: last-20% mean minus the baseline's on the same seed; median difference and the counts of
-    seeds where the arm is above / below / equal to the baseline (seeds that only one of them has are left out)."""
+def paired(summary: Mapping[str, Mapping], baseline: str, stat: str = "end") -> list[list[object]]:
+    """Per arm and key: the per-run statistic (``end``: last-20% mean, ``all``: mean over every step) minus the
+    baseline's on the same seed; median difference and the counts of seeds where the arm is above / below / equal to
+    the baseline (seeds that only one of them has are left out)."""
     if baseline not in summary:
         raise AnalysisError(f"no baseline arm {baseline!r}; arms: {', '.join(summary)}")
     base = summary[baseline]
@@ -154,7 +156,7 @@ def paired(summary: Mapping[str, Mapping], baseline: str) -> list[list[object]]:
         common = [seed for seed in s["seeds"] if seed in base["seeds"]]
         for key in s["keys"]:
             diffs = [
-                s["end"][key][s["seeds"].index(seed)] - base["end"][key][base["seeds"].index(seed)] for seed in common
+                s[stat][key][s["seeds"].index(seed)] - base[stat][key][base["seeds"].index(seed)] for seed in common
             ]
             if not diffs:
                 continue
@@ -189,11 +191,12 @@ def plot(summary: Mapping[str, Mapping], out: str | Path, window: int) -> None:
 
 
 def table_rows(summary: Mapping[str, Mapping]) -> list[list[object]]:
-    """One row per (arm, key): first-20% and last-20% means, median over seeds and per seed."""
+    """One row per (arm, key): first-20%, last-20% and all-step means, median over seeds; last 20% per seed."""
     rows: list[list[object]] = []
     for est, s in summary.items():
         for key in s["keys"]:
-            start, end = s["start"][key], s["end"][key]
+            start, end, every = s["start"][key], s["end"][key], s["all"][key]
             per_seed = " ".join(f"{v:.3f}" for v in end)
-            rows.append([est, key, statistics.median(start), statistics.median(end), per_seed])
+            medians = [statistics.median(v) for v in (start, end, every)]
+            rows.append([est, key, *medians, per_seed])
     return rows
