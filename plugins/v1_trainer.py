@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gdpo_verl_plugins import metrics_bridge
+from gdpo_verl_plugins import metrics_bridge, reward_metrics
 from gdpo_verl_plugins.post_import import when_imported
 from gdpo_verl_plugins.verl_compat import V1_VERL, supported
 
@@ -99,7 +99,9 @@ def _wrap(original):
     @functools.wraps(original)
     def _compute_advantage(self, batch, metrics):
         if not _is_gdpo(self.config):
-            return original(self, batch, metrics)
+            out = original(self, batch, metrics)
+            reward_metrics.log_v1(MODULE, batch, metrics)  # per-reward figures for any estimator
+            return out
         import sys
 
         tq = sys.modules[MODULE].tq
