@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gdpo_verl_plugins import metrics_bridge, verl_shapes
+from gdpo_verl_plugins import metrics_bridge, reward_metrics, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
 MODULE = verl_shapes.V1_ADVANTAGE.module
@@ -74,7 +74,9 @@ def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
     """Reward components of ``batch`` rows from TransferQueue, in row order. A key found nowhere is left out, and
     every reward field present is listed, for the estimator's MissingRewardKeyError."""
     infos = []
-    for value in _get_fields(tq, batch, ["extra_fields"]).get("extra_fields", []):
+    # verl's own field: a TransferQueue failure here is a real error, not an absent reward key
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    for value in list(data["extra_fields"]) if "extra_fields" in set(data.keys()) else []:
         extra = _unwrap(value)
         info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
         infos.append(info if isinstance(info, dict) else {})
@@ -104,7 +106,9 @@ def _wrap(original):
     @functools.wraps(original)
     def _compute_advantage(self, batch, metrics):
         if not _is_gdpo(self.config):
-            return original(self, batch, metrics)
+            out = original(self, batch, metrics)
+            reward_metrics.log_v1(MODULE, batch, metrics)  # per-reward figures for any estimator
+            return out
         import sys
 
         tq = sys.modules[MODULE].tq

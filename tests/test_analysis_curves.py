@@ -29,6 +29,15 @@ def test_reads_verl_file_logger_and_flat_lines(tmp_path):
     assert keys == ["acc", "format"]  # batch/collapse figures are not rewards
 
 
+def test_default_keys_are_the_ones_both_runs_have(tmp_path):
+    write_run(tmp_path / "gdpo.jsonl", 2, 0.1)
+    # a GRPO run logs every numeric reward extra, here one more than GDPO used
+    rows = [{"step": 1, "data": {"gdpo/acc/mean": 0.1, "gdpo/format/mean": 0.5, "gdpo/len/mean": 9.0}}]
+    (tmp_path / "grpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    keys, _, _ = compare(tmp_path / "gdpo.jsonl", tmp_path / "grpo.jsonl")
+    assert keys == ["acc", "format"]
+
+
 def test_cli_writes_png_and_last_step_table(tmp_path, capsys):
     write_run(tmp_path / "gdpo" / "metrics.jsonl", 5, 0.1)
     write_run(tmp_path / "grpo" / "exp.jsonl", 4, 0.05)  # a directory with one .jsonl file

@@ -48,10 +48,14 @@ def test_cli_table_png_and_json(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "gdpo: seeds [0, 1, 2], steps 10-10" in out
-    cells = [line.split() for line in out.splitlines()]
+    cells = [line.split() for line in out.split("arm minus")[0].splitlines()]
     rows = {tuple(c[:2]): c[2:] for c in cells if c and c[0] in ("gdpo", "grpo")}
-    assert rows[("gdpo", "correct")][:2] == ["0.1", "0.8"]  # medians of the first and last 2 steps over seeds
+    assert rows[("gdpo", "correct")][:3] == ["0.1", "0.8", "0.5"]  # medians of the first, last 2 and all steps
     assert rows[("grpo", "correct")][:2] == ["0.1", "0.1"]
+    paired = [line.split() for line in out.split("last 20%, arm minus grpo on the same seed")[1].splitlines()]
+    assert ["gdpo", "correct", "3", "0.7", "3/0/0"] in paired  # last 20% of each seed minus grpo's, same seed
+    every = [line.split() for line in out.split("all steps, arm minus grpo on the same seed")[1].splitlines()]
+    assert ["gdpo", "correct", "3", "0.35", "3/0/0"] in every  # mean over all 10 steps minus grpo: (b - a) / 2
     data = json.loads(js.read_text())
     assert data["smooth"] == 3 and data["gdpo"]["seeds"] == [0, 1, 2]
     assert data["gdpo"]["band"]["correct"]["max"][-1] == pytest.approx(0.9)

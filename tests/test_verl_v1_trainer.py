@@ -140,9 +140,47 @@ def test_v1_misspelled_key_is_the_legacy_missing_key_error(monkeypatch, top_leve
         assert f"Reward fields present: {present}" in message, message
 
 
-def test_v1_other_estimators_untouched(monkeypatch):
+def test_v1_other_estimators_keep_their_advantages_and_log_per_reward_figures(monkeypatch):
     keys, comps, lengths = single_output_batch(2)
     fake = FakeTransferQueue()
     store(fake, keys, comps, lengths)
     adv, metrics = run(trainer(adv_estimator="grpo"), fake, keys, monkeypatch)
-    assert not any(k.startswith("gdpo/") for k in metrics) and len(adv) == len(keys)
+    plain = FakeTransferQueue()
+    store(plain, keys, comps, lengths)
+    monkeypatch.setattr(trainer_base, "tq", plain)
+    meta = KVBatchMeta(keys=keys, tags=[{} for _ in keys], partition_id="train")
+    trainer_base.PPOTrainer._compute_advantage.__wrapped__(trainer(adv_estimator="grpo"), meta, metrics={})
+    for a, b in zip(adv, (plain.rows[("train", k)]["advantages"] for k in keys), strict=True):
+        torch.testing.assert_close(a, b)  # verl's GRPO advantages, untouched
+    fmt = np.array([c[0] for c in comps])
+    assert metrics["gdpo/format/mean"] == pytest.approx(fmt.mean()) and metrics["gdpo/format/max"] == fmt.max()
+    assert metrics["gdpo/correct/std"] == pytest.approx(np.array([c[1] for c in comps]).std())
+    assert not any(k.startswith("gdpo/score/") or "collapse" in k for k in metrics)  # verl logs critic/score
+
+
+def test_per_reward_figures_skip_text_and_missing_values_and_count_sessions_once():
+    from gdpo_verl_plugins.reward_metrics import component_metrics
+
+    comps = {"acc": [1.0, None, 0.0, True], "pred": ["a", "b", "c", "d"], "score": [1, 2, 3, 4], "n": ["1", 2, 3, 4]}
+    out = component_metrics(comps, None)
+    assert out["gdpo/acc/mean"] == pytest.approx(2 / 3) and out["gdpo/n/max"] == 4.0
+    assert not any("pred" in k or "score" in k for k in out)
+    final = (np.array([1, 3]), np.array([0, 0, 1, 1]))  # two sessions, their final outputs are rows 1 and 3
+    assert component_metrics({"acc": [0.0, 1.0, 0.0, 0.0]}, final)["gdpo/acc/mean"] == 0.5
+
+
+def test_unreadable_components_are_counted_and_warned_once(monkeypatch, caplog):
+    from gdpo_verl_plugins import reward_metrics
+
+    class Broken:
+        def kv_batch_get(self, **kwargs):
+            raise RuntimeError("storage unit gone")
+
+    monkeypatch.setattr(trainer_base, "tq", Broken())
+    monkeypatch.setattr(reward_metrics, "_warned", False)
+    meta = KVBatchMeta(keys=["u0_0_0"], tags=[{}], partition_id="train")
+    for _ in range(2):
+        metrics: dict = {}
+        reward_metrics.log_v1(trainer_base.__name__, meta, metrics)
+        assert metrics == {"gdpo/reward_metrics_unavailable": 1.0}
+    assert sum("storage unit gone" in r.getMessage() for r in caplog.records) == 1

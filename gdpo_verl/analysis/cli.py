@@ -38,8 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--stat", default="mean", help="which gdpo/<key>/<stat> to plot (default: mean)")
     c.add_argument("--out", metavar="FILE.png", help="write the figure here")
 
-    st = sub.add_parser("study", help="GDPO vs GRPO over seeds of the quickstart task (scripts/cpu_study.sh)")
-    st.add_argument("root", help="folder with <estimator>/seed<k>/ quickstart runs")
+    st = sub.add_parser("study", help="arms over seeds of a quickstart task (scripts/cpu_study.sh)")
+    st.add_argument("root", help="folder with <arm>/seed<k>/ quickstart runs")
+    st.add_argument(
+        "--baseline", default="grpo", help="arm the others are compared with seed by seed (default grpo; if present)"
+    )
     st.add_argument("--smooth", type=int, default=5, help="trailing moving average per run, in steps (default 5)")
     st.add_argument("--out", metavar="FILE.png", help="write the figure (median and min-max band per reward)")
     st.add_argument("--json", metavar="FILE.json", help="write the medians, bands and per-seed values")
@@ -137,15 +140,21 @@ def run_study(args: argparse.Namespace) -> int:
     for est, by_seed in found.items():
         steps = [max(runs[est][s]["score"], default=0) for s in by_seed]
         print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
-    header = ["estimator", "reward", "first 20% (median)", "last 20% (median)", "last 20% per seed"]
+    header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "all steps (median)", "last 20% per seed"]
     print(table(header, study.table_rows(summary)))
+    if args.baseline in summary and len(summary) > 1:
+        for stat, label in (("end", "last 20%"), ("all", "all steps")):
+            print(f"\n{label}, arm minus {args.baseline} on the same seed:")
+            header = ["arm", "reward", "seeds", "median difference", "above/below/equal"]
+            print(table(header, study.paired(summary, args.baseline, stat)))
     if args.out:
         study.plot(summary, args.out, args.smooth)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as f:
-                json.dump({"smooth": args.smooth, "runs": {k: str(v) for k, v in found.items()}, **summary}, f)
+                runs_json = {k: {seed: str(d) for seed, d in v.items()} for k, v in found.items()}
+                json.dump({"smooth": args.smooth, "runs": runs_json, **summary}, f)
         except OSError as e:
             raise AnalysisError(f"cannot write {args.json}: {e}") from None
         print(f"wrote {args.json}", file=sys.stderr)

@@ -70,21 +70,22 @@ def compare(
     """Returns (reward keys, run A metrics, run B metrics); an unknown key is an error."""
     a, b = load_metrics(run_a), load_metrics(run_b)
     available = reward_keys(a, b, stat=stat)
+    shared = sorted(set(reward_keys(a, stat=stat)) & set(reward_keys(b, stat=stat)))
     if keys:
         unknown = [k for k in keys if f"gdpo/{k}/{stat}" not in a and f"gdpo/{k}/{stat}" not in b]
         if unknown:
             raise AnalysisError(f"unknown key(s) {unknown} (no gdpo/<key>/{stat}); available: {available or 'none'}")
     elif not available:
         raise AnalysisError(f"no gdpo/<key>/{stat} metrics in either run")
-    keys = list(keys or available)
+    keys = list(keys or shared or available)  # by default the keys both runs have
     for label, run, metrics in (("A", run_a, a), ("B", run_b, b)):
         lacking = [k for k in keys if f"gdpo/{k}/{stat}" not in metrics]
         if lacking:
             has = reward_keys(metrics, stat=stat)
             raise AnalysisError(
                 f"run {label} ({run}) has no gdpo/<key>/{stat} for {lacking} (its per-reward keys: {has or 'none'}); "
-                "per-reward metrics are logged by gdpo-verl's estimator (algorithm.adv_estimator=gdpo), so a run "
-                "of another estimator has none"
+                "gdpo-verl logs them with algorithm.adv_estimator=gdpo, and for any other estimator on verl's V1 "
+                "trainer from the reward function's extra keys (not on the legacy trainer)"
             )
     return keys, a, b
 

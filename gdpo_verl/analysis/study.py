@@ -1,10 +1,13 @@
-"""GDPO vs GRPO over several seeds of the quickstart task: median and spread of each reward per step.
+"""Arms (GDPO, GRPO, ...) over several seeds of a quickstart task: median and spread of each reward per step.
 
-A study folder holds one quickstart output folder per run, ``ROOT/<estimator>/seed<k>/`` (what
-``scripts/cpu_study.sh`` writes). The per-reward means of a step are recomputed from verl's rollout dump
-(``rollouts/<step>.jsonl``) with the task's own reward functions, so GRPO runs, which log no ``gdpo/*`` metrics, are
-measured exactly like GDPO runs. Each run's curve is first smoothed with a trailing moving average (a step's mean over
-64 rollouts is noisy); across seeds we report the median and the min-max range per step.
+A study folder holds one quickstart output folder per run, ``ROOT/<arm>/seed<k>/`` (what ``scripts/cpu_study.sh``
+writes). The per-reward means of a step are recomputed from verl's rollout dump (``rollouts/<step>.jsonl``) with the
+task's own reward functions (the task is read from the run's ``command.txt``), so GRPO runs, which log no ``gdpo/*``
+metrics, are measured exactly like GDPO runs. So is ``collapsed``: the share of a step's prompt groups in which GRPO's
+summed reward merges reward combinations that GDPO keeps apart (as ``gdpo/collapse/grpo_collapsed_frac``), computed
+from the dump for every arm. Each run's curve is first smoothed with a trailing moving average (a step's mean over 64
+rollouts is noisy); across seeds we report the median and the min-max range per step. Arms are compared with a
+baseline arm seed by seed (same seed: same model init, data order and sampling seed).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from gdpo_verl.analysis.common import AnalysisError, save_figure
 
-KEYS = ("format", "correct", "score")
+COLLAPSED = "collapsed"
 SEED_DIR = re.compile(r"^seed(\d+)$")
 Curve = dict[int, float]  # step -> value
 
@@ -38,14 +42,55 @@ def discover(root: str | Path) -> dict[str, dict[int, Path]]:
     return runs
 
 
+def task_of(run_dir: Path) -> str:
+    """The quickstart task of a run, from the reward function in its ``command.txt`` (none: the first task)."""
+    from gdpo_verl.quickstart import tasks
+
+    cmd = run_dir / "command.txt"
+    if not cmd.is_file():
+        return tasks.DEFAULT
+    m = re.search(r"reward\.custom_reward_function\.path=pkg://(\S+)", cmd.read_text())
+    by_module = {module: name for name, module in tasks.TASKS.items()}
+    if not m or m.group(1) not in by_module:
+        raise AnalysisError(f"{cmd}: not a quickstart command (reward function of none of {', '.join(tasks.TASKS)})")
+    return by_module[m.group(1)]
+
+
+def collapse_curve(rollout_dir: Path, task: ModuleType) -> Curve:
+    """step -> share of prompt groups GRPO collapses, from a V1 dump (its ``uid`` names the group); {} without."""
+    from gdpo_verl.analysis.rollouts import load_rollouts, prepare, step_report
+
+    df = load_rollouts(rollout_dir)
+    if "uid" not in df.columns:
+        return {}
+    values = [task.rewards(str(o), str(g)) for o, g in zip(df["output"], df["gts"], strict=True)]
+    for key in task.REWARD_KEYS:
+        df[key] = [v[key] for v in values]
+    df, keys, _ = prepare(df, task.REWARD_KEYS, "uid", "step", group_col_given=True)
+    weights = [1.0] * len(keys)
+    return {int(step): step_report(part, keys, weights, 1e-6)["collapsed_frac"] for step, part in df.groupby("_step")}
+
+
 def load_run(run_dir: Path) -> dict[str, Curve]:
-    """reward key -> {step: mean over that step's rollouts}, from the run's rollout dump."""
+    """reward key (the task's, ``score`` and ``collapsed``) -> {step: mean over that step's rollouts}."""
+    from gdpo_verl.quickstart import tasks
     from gdpo_verl.quickstart.report import all_step_rewards
 
-    per_step = all_step_rewards(run_dir / "rollouts")
+    task = tasks.get(task_of(run_dir))
+    per_step = all_step_rewards(run_dir / "rollouts", task)
     if not per_step:
         raise AnalysisError(f"{run_dir}: the rollout dump is empty")
-    return {k: {s: r[k] for s, r in per_step.items() if k in r} for k in KEYS}
+    curves = {k: {s: r[k] for s, r in per_step.items() if k in r} for k in (*task.REWARD_KEYS, "score")}
+    collapsed = collapse_curve(run_dir / "rollouts", task)
+    return {**curves, COLLAPSED: collapsed} if collapsed else curves
+
+
+def study_keys(runs: Mapping[str, Mapping[int, Mapping[str, Curve]]]) -> list[str]:
+    """The curves every run has, in the runs' order; runs of different tasks are an error."""
+    found = {tuple(curves) for by_seed in runs.values() for curves in by_seed.values()}
+    if len(found) != 1:
+        raise AnalysisError(f"the runs do not share one task (their curves: {sorted(found)})")
+    return list(found.pop())
 
 
 def smooth(curve: Curve, window: int) -> Curve:
@@ -72,7 +117,7 @@ def band(curves: Sequence[Curve]) -> dict[str, list[float]]:
 
 
 def window_mean(curve: Curve, first: bool, frac: float = 0.2) -> float:
-    """Mean of the first (or last) ``frac`` of the logged steps, unsmoothed."""
+    """Mean of the first (or last) ``frac`` of the logged steps, unsmoothed (``frac=1``: every step)."""
     steps = sorted(curve)
     if not steps:
         return math.nan
@@ -81,17 +126,46 @@ def window_mean(curve: Curve, first: bool, frac: float = 0.2) -> float:
 
 
 def summarize(runs: Mapping[str, Mapping[int, Mapping[str, Curve]]], window: int) -> dict:
-    """{estimator: {"seeds": [...], "band": {key: band}, "start": {key: [per seed]}, "end": {key: [per seed]}}}."""
+    """{arm: {"seeds": [...], "keys": [...], "band": {key: band}, "start"/"end": {key: [per seed]}}}."""
+    keys = study_keys(runs)
     out: dict = {}
     for est, by_seed in runs.items():
         seeds = sorted(by_seed)
         out[est] = {
             "seeds": seeds,
-            "band": {k: band([smooth(by_seed[s][k], window) for s in seeds]) for k in KEYS},
-            "start": {k: [window_mean(by_seed[s][k], first=True) for s in seeds] for k in KEYS},
-            "end": {k: [window_mean(by_seed[s][k], first=False) for s in seeds] for k in KEYS},
+            "keys": keys,
+            "band": {k: band([smooth(by_seed[s][k], window) for s in seeds]) for k in keys},
+            "start": {k: [window_mean(by_seed[s][k], first=True) for s in seeds] for k in keys},
+            "end": {k: [window_mean(by_seed[s][k], first=False) for s in seeds] for k in keys},
+            "all": {k: [window_mean(by_seed[s][k], first=False, frac=1.0) for s in seeds] for k in keys},
         }
     return out
+
+
+def paired(summary: Mapping[str, Mapping], baseline: str, stat: str = "end") -> list[list[object]]:
+    """Per arm and key: the per-run statistic (``end``: last-20% mean, ``all``: mean over every step) minus the
+    baseline's on the same seed; median difference and the counts of seeds where the arm is above / below / equal to
+    the baseline (seeds that only one of them has are left out)."""
+    if baseline not in summary:
+        raise AnalysisError(f"no baseline arm {baseline!r}; arms: {', '.join(summary)}")
+    base = summary[baseline]
+    rows: list[list[object]] = []
+    for est, s in summary.items():
+        if est == baseline:
+            continue
+        common = [seed for seed in s["seeds"] if seed in base["seeds"]]
+        for key in s["keys"]:
+            diffs = [
+                s[stat][key][s["seeds"].index(seed)] - base[stat][key][base["seeds"].index(seed)] for seed in common
+            ]
+            if not diffs:
+                continue
+            wins = sum(d > 0 for d in diffs)
+            losses = sum(d < 0 for d in diffs)
+            rows.append(
+                [est, key, len(diffs), statistics.median(diffs), f"{wins}/{losses}/{len(diffs) - wins - losses}"]
+            )
+    return rows
 
 
 def plot(summary: Mapping[str, Mapping], out: str | Path, window: int) -> None:
@@ -100,11 +174,12 @@ def plot(summary: Mapping[str, Mapping], out: str | Path, window: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(KEYS), figsize=(4.4 * len(KEYS), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], KEYS, strict=True):
+    keys = next(iter(summary.values()))["keys"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
         for est, s in summary.items():
             b = s["band"][key]
-            line = ax.plot(b["steps"], b["median"], label=f"{est.upper()} (median of {len(s['seeds'])} seeds)")
+            line = ax.plot(b["steps"], b["median"], label=f"{est} (median of {len(s['seeds'])} seeds)")
             ax.fill_between(b["steps"], b["min"], b["max"], color=line[0].get_color(), alpha=0.2)
         ax.set_title(f"{key} (moving average over {window} steps)" if window > 1 else key)
         ax.set_xlabel("training step")
@@ -116,11 +191,12 @@ def plot(summary: Mapping[str, Mapping], out: str | Path, window: int) -> None:
 
 
 def table_rows(summary: Mapping[str, Mapping]) -> list[list[object]]:
-    """One row per (estimator, key): first-20% and last-20% means, median over seeds and per seed."""
+    """One row per (arm, key): first-20%, last-20% and all-step means, median over seeds; last 20% per seed."""
     rows: list[list[object]] = []
     for est, s in summary.items():
-        for key in KEYS:
-            start, end = s["start"][key], s["end"][key]
+        for key in s["keys"]:
+            start, end, every = s["start"][key], s["end"][key], s["all"][key]
             per_seed = " ".join(f"{v:.3f}" for v in end)
-            rows.append([est, key, statistics.median(start), statistics.median(end), per_seed])
+            medians = [statistics.median(v) for v in (start, end, every)]
+            rows.append([est, key, *medians, per_seed])
     return rows

@@ -11,6 +11,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from gdpo_verl.quickstart import task
 
@@ -97,8 +98,11 @@ def write_parquet(path: Path, rows: list[dict]) -> None:
     pd.DataFrame(rows).to_parquet(path)
 
 
-def build(out_dir: str | Path, seed: int = 0, n_train: int = 512, n_val: int = 64) -> Assets:
-    """Build all assets under ``out_dir`` (model/, data/); overwrites what is there."""
+def build(
+    out_dir: str | Path, seed: int = 0, n_train: int = 512, n_val: int = 64, task_module: ModuleType = task
+) -> Assets:
+    """Build all assets under ``out_dir`` (model/, data/); overwrites what is there. Every task shares the prompts
+    (and so the tokenizer) of :mod:`gdpo_verl.quickstart.task`; ``task_module`` writes the data rows."""
     out = Path(out_dir)
     model_dir, data_dir = out / "model", out / "data"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -106,8 +110,8 @@ def build(out_dir: str | Path, seed: int = 0, n_train: int = 512, n_val: int = 6
     tokenizer = build_tokenizer(model_dir, seed)
     n_params = build_model(model_dir, tokenizer, seed)
     train, val = data_dir / "train.parquet", data_dir / "val.parquet"
-    write_parquet(train, task.make_rows(n_train, seed, "train"))
-    write_parquet(val, task.make_rows(n_val, seed, "val"))
+    write_parquet(train, task_module.make_rows(n_train, seed, "train"))
+    write_parquet(val, task_module.make_rows(n_val, seed, "val"))
     info = {"seed": seed, "vocab": len(tokenizer), "params": n_params, "train": n_train, "val": n_val}
     (out / "assets.json").write_text(json.dumps(info, indent=2))
     return Assets(model_dir=model_dir, train_file=train, val_file=val)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from gdpo_verl.quickstart import assets, report, runner, task
+from gdpo_verl.quickstart import assets, report, runner, tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("gdpo", "grpo"),
         default="gdpo",
         help="gdpo (per-reward normalization) or grpo (on the weighted-sum score)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=tuple(tasks.TASKS),
+        default=tasks.DEFAULT,
+        help="find_digit (a fractional and a binary reward) or two_binary (two binary rewards; docs/cpu-study.md)",
     )
     parser.add_argument("--legacy", action="store_true", help="use verl's legacy trainer (trainer.use_v1=False)")
     parser.add_argument(
@@ -40,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         nargs=2,
         default=(1.0, 1.0),
-        metavar=("FORMAT", "CORRECT"),
-        help="reward weights (GDPO weights and the GRPO score's weights)",
+        metavar=("W1", "W2"),
+        help="weights of the task's two rewards, in order (GDPO weights and the GRPO score's weights)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="rollouts per prompt")
@@ -68,6 +74,8 @@ class Progress:
         self.cfg, self.verbose = cfg, verbose
         self.started = time.monotonic()
         self.seen_first = False
+        self.task = tasks.get(cfg.task)
+        self.keys = self.task.REWARD_KEYS
 
     def __call__(self, line: str) -> None:
         if self.verbose:
@@ -84,20 +92,22 @@ class Progress:
             print(
                 f"  first step after {time.monotonic() - self.started:.0f} s (Ray, workers, model start-up)", flush=True
             )
-            print("   step   format  correct   score   s/step", flush=True)
+            print("   step " + "".join(f"{k:>8s} " for k in self.keys) + "  score   s/step", flush=True)
         if "timing_s/step" in metrics:
             rollout_file = self.cfg.out / "rollouts" / f"{step}.jsonl"
-            rewards = report.step_rewards(rollout_file) if rollout_file.exists() else {}
+            rewards = report.step_rewards(rollout_file, self.task) if rollout_file.exists() else {}
             print(
-                f"  {step:3d}/{self.cfg.steps:<3d} {_fmt(rewards.get('format'))}   {_fmt(rewards.get('correct'))}   "
-                f"{_fmt(metrics.get('critic/score/mean'))}   {metrics['timing_s/step']:5.1f}",
+                f"  {step:3d}/{self.cfg.steps:<3d} "
+                + "".join(f"   {_fmt(rewards.get(k))}" for k in self.keys)
+                + f"   {_fmt(metrics.get('critic/score/mean'))}   {metrics['timing_s/step']:5.1f}",
                 flush=True,
             )
         val = {k.split("/")[-2]: v for k, v in metrics.items() if k.startswith("val-aux/") and k.endswith("/mean@1")}
         if val:
             print(
-                f"  val@{step:<3d}  {_fmt(val.get('format'))}   {_fmt(val.get('correct'))}   {_fmt(val.get('score'))}"
-                "   (greedy, validation set)",
+                f"  val@{step:<3d} "
+                + "".join(f"   {_fmt(val.get(k))}" for k in self.keys)
+                + f"   {_fmt(val.get('score'))}   (greedy, validation set)",
                 flush=True,
             )
 
@@ -120,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         tp=args.tp,
         pp=args.pp,
+        task=args.task,
         extra=tuple(args.overrides),
     )
     try:
@@ -139,10 +150,10 @@ def run(args: argparse.Namespace) -> int:
     actor = "FSDP2" if args.backend == "fsdp2" else f"Megatron TP={args.tp} PP={args.pp}"
     print(
         f"gdpo-verl quickstart: {args.estimator.upper()} on verl main_ppo ({trainer} trainer, {actor} actor), "
-        f"{args.steps} steps, rewards {', '.join(task.REWARD_KEYS)} -> {out}",
+        f"{args.steps} steps, task {args.task}, rewards {', '.join(tasks.get(args.task).REWARD_KEYS)} -> {out}",
         flush=True,
     )
-    built = assets.build(out / "assets", seed=args.seed)
+    built = assets.build(out / "assets", seed=args.seed, task_module=tasks.get(args.task))
     cmd = runner.command(cfg, built)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     if args.dry_run:
@@ -157,11 +168,15 @@ def run(args: argparse.Namespace) -> int:
 def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
     """Write curves.png and summary.json, print a short summary; returns the exit status."""
     out = cfg.out
-    rewards = report.all_step_rewards(out / "rollouts")
+    task = tasks.get(cfg.task)
+    keys = (*task.REWARD_KEYS, "score")
+    rewards = report.all_step_rewards(out / "rollouts", task)
     metrics = report.read_metrics(out / "metrics.jsonl")
-    png = report.plot(rewards, out / "curves.png", f"{cfg.estimator.upper()} quickstart (seed {cfg.seed})")
+    title = f"{cfg.estimator.upper()} quickstart, {cfg.task} (seed {cfg.seed})"
+    png = report.plot(rewards, out / "curves.png", title, task.REWARD_KEYS)
     summary = {
         "estimator": cfg.estimator,
+        "task": cfg.task,
         "trainer": "legacy" if cfg.legacy else "v1",
         "backend": cfg.backend,
         "tp": cfg.tp,
@@ -171,8 +186,8 @@ def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
         "wall_s": round(result.wall_s, 1),
         "s_per_step": round(report.seconds_per_step(metrics), 3),
         "peak_mem_mb": round(result.peak_mem_mb),
-        "rewards_first": {k: report.window_mean(rewards, k, first=True) for k in (*task.REWARD_KEYS, "score")},
-        "rewards_last": {k: report.window_mean(rewards, k, first=False) for k in (*task.REWARD_KEYS, "score")},
+        "rewards_first": {k: report.window_mean(rewards, k, first=True) for k in keys},
+        "rewards_last": {k: report.window_mean(rewards, k, first=False) for k in keys},
         "gdpo_metrics_logged": any(k.startswith("gdpo/") for m in metrics.values() for k in m),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -185,7 +200,7 @@ def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
         f"done: {summary['steps_done']} steps in {summary['wall_s']:.0f} s ({summary['s_per_step']:.2f} s/step), "
         f"peak memory {summary['peak_mem_mb'] / 1024:.1f} GiB"
     )
-    for key in (*task.REWARD_KEYS, "score"):
+    for key in keys:
         print(f"  {key:8s} {_fmt(first[key])} -> {_fmt(last[key])}  (mean of first / last 20% of steps)")
     print(f"  metrics: {out / 'metrics.jsonl'}  curves: {png or '-'}  summary: {out / 'summary.json'}")
     return 0

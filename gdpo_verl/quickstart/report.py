@@ -11,25 +11,27 @@ import json
 import math
 import statistics
 from pathlib import Path
+from types import ModuleType
 
-from gdpo_verl.quickstart import task
+from gdpo_verl.quickstart import task as default_task
 
 
-def step_rewards(rollout_file: Path) -> dict[str, float]:
-    """Mean of each reward (and of the total score) over one step's rollouts."""
+def step_rewards(rollout_file: Path, task: ModuleType = default_task) -> dict[str, float]:
+    """Mean of each of ``task``'s rewards (and of the total score) over one step's rollouts."""
     rows = [json.loads(line) for line in rollout_file.read_text().splitlines() if line.strip()]
     if not rows:
         return {}
     out = {"score": statistics.fmean(float(r.get("score", 0.0)) for r in rows)}
-    out["format"] = statistics.fmean(task.format_reward(r["output"]) for r in rows)
-    out["correct"] = statistics.fmean(task.correct_reward(r["output"], str(r["gts"])) for r in rows)
+    per_rollout = [task.rewards(r["output"], str(r["gts"])) for r in rows]
+    for key in task.REWARD_KEYS:
+        out[key] = statistics.fmean(v[key] for v in per_rollout)
     out["n"] = len(rows)
     return out
 
 
-def all_step_rewards(rollout_dir: Path) -> dict[int, dict[str, float]]:
+def all_step_rewards(rollout_dir: Path, task: ModuleType = default_task) -> dict[int, dict[str, float]]:
     files = sorted(rollout_dir.glob("*.jsonl"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
-    return {int(p.stem): step_rewards(p) for p in files if p.stem.isdigit()}
+    return {int(p.stem): step_rewards(p, task) for p in files if p.stem.isdigit()}
 
 
 def read_metrics(path: Path) -> dict[int, dict[str, float]]:
@@ -44,7 +46,9 @@ def read_metrics(path: Path) -> dict[int, dict[str, float]]:
     return out
 
 
-def plot(rewards: dict[int, dict[str, float]], path: Path, title: str) -> Path | None:
+def plot(
+    rewards: dict[int, dict[str, float]], path: Path, title: str, keys: tuple[str, ...] = default_task.REWARD_KEYS
+) -> Path | None:
     """Per-reward curves (mean over each step's rollouts) as a PNG."""
     if not rewards:
         return None
@@ -55,7 +59,7 @@ def plot(rewards: dict[int, dict[str, float]], path: Path, title: str) -> Path |
 
     steps = sorted(rewards)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-    for key, style in (("format", "-o"), ("correct", "-s"), ("score", "--")):
+    for key, style in zip((*keys, "score"), ("-o", "-s", "-^", "-v", "-d")[: len(keys)] + ("--",), strict=True):
         ax.plot(steps, [rewards[s].get(key, math.nan) for s in steps], style, label=key, markersize=3)
     ax.set_xlabel("training step")
     ax.set_ylabel("mean over rollouts")

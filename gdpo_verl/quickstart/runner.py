@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gdpo_verl.quickstart import task
+from gdpo_verl.quickstart import tasks
 from gdpo_verl.quickstart.assets import Assets
 
 # What a CPU machine needs on top of an ordinary verl GRPO command line (docs/cpu.md explains each one and which of
@@ -106,12 +106,15 @@ class RunConfig:
     backend: str = "fsdp2"  # fsdp2 | megatron (actor and reference)
     tp: int = 1  # Megatron tensor-parallel size
     pp: int = 1  # Megatron pipeline-parallel size
+    task: str = tasks.DEFAULT  # gdpo_verl.quickstart.tasks.TASKS
     extra: Sequence[str] = field(default_factory=tuple)  # raw verl overrides, appended last (they win)
 
 
 def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
     """The full Hydra override list for ``verl.trainer.main_ppo``."""
-    keys = ",".join(task.REWARD_KEYS)
+    reward_keys = tasks.get(cfg.task).REWARD_KEYS
+    weighted = list(zip(reward_keys, cfg.weights, strict=True))
+    keys = ",".join(reward_keys)
     weights = ",".join(str(w) for w in cfg.weights)
     est = [f"algorithm.adv_estimator={cfg.estimator}"]
     if cfg.estimator == "gdpo":
@@ -137,10 +140,9 @@ def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
         f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
         f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",  # used when KL is on
         f"actor_rollout_ref.rollout.seed={cfg.seed}",
-        "reward.custom_reward_function.path=pkg://gdpo_verl.quickstart.task",
+        f"reward.custom_reward_function.path={tasks.module_path(cfg.task)}",
         "reward.custom_reward_function.name=compute_score",
-        f"+reward.custom_reward_function.reward_kwargs.format_weight={cfg.weights[0]}",
-        f"+reward.custom_reward_function.reward_kwargs.correct_weight={cfg.weights[1]}",
+        *(f"+reward.custom_reward_function.reward_kwargs.{k}_weight={w}" for k, w in weighted),
         *CPU_OVERRIDES,
         *backend_overrides(cfg.backend, cfg.tp, cfg.pp),
         f"trainer.use_v1={not cfg.legacy}",

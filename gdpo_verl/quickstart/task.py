@@ -36,13 +36,18 @@ def make_prompt(rng: random.Random) -> tuple[str, str]:
 
 def make_rows(n: int, seed: int, split: str) -> list[dict[str, Any]]:
     """``n`` rows in verl's RL dataset schema."""
+    return make_rows_for(DATA_SOURCE, n, seed, split)
+
+
+def make_rows_for(data_source: str, n: int, seed: int, split: str) -> list[dict[str, Any]]:
+    """``n`` rows of this task's prompts under ``data_source`` (other tasks reuse the prompts)."""
     rng = random.Random(f"{seed}-{split}")
     rows = []
     for i in range(n):
         text, digit = make_prompt(rng)
         rows.append(
             {
-                "data_source": DATA_SOURCE,
+                "data_source": data_source,
                 "prompt": [{"role": "user", "content": text}],
                 "ability": "pattern",
                 "reward_model": {"style": "rule", "ground_truth": digit},
@@ -60,6 +65,10 @@ def format_reward(text: str) -> float:
 def correct_reward(text: str, answer: str) -> float:
     first = next((c for c in text if c.isdigit()), None)
     return 1.0 if first is not None and first == answer.strip() else 0.0
+
+
+def rewards(text: str, answer: str) -> dict[str, float]:
+    return {"format": format_reward(text), "correct": correct_reward(text, answer)}
 
 
 def compute_score(

@@ -1,0 +1,74 @@
+"""Per-reward figures for estimators other than ``gdpo`` on verl's V1 trainer, so that a GRPO run with several reward
+components logs ``gdpo/<key>/{mean,std,min,max}`` like a GDPO run and ``gdpo-verl analyze curves`` compares the two.
+
+Logging only: nothing reaches the advantages. Every numeric key of the rows' ``reward_extra_info`` except ``score``
+(verl logs that as ``critic/score/*``) is summarized over the step's rollouts (each session's final output for
+multi-output sessions, as the GDPO metrics). A step whose components cannot be read logs
+``gdpo/reward_metrics_unavailable`` = 1 and warns once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("gdpo_verl")
+_warned = False
+
+
+def _number(value: Any) -> float | None:
+    value = getattr(value, "data", value)
+    if hasattr(value, "numel"):
+        value = value.reshape(-1)[-1].item() if value.numel() else None
+    if value is None or isinstance(value, str):
+        return None if value is None else _parse(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def component_metrics(components: dict[str, list], final_rows: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """``gdpo/<key>/{mean,std,min,max}`` for every component with at least one number (``score`` left out)."""
+    out: dict[str, float] = {}
+    for key, values in components.items():
+        if key == "score" or any(isinstance(v, str) and _parse(v) is None for v in values):
+            continue  # verl's own score, or a text field of the reward function
+        arr = np.array([math.nan if (x := _number(v)) is None else x for v in values], dtype=np.float64)
+        if final_rows is not None:
+            arr = arr[final_rows[0]]
+        arr = arr[np.isfinite(arr)]
+        if arr.size:
+            out.update({f"gdpo/{key}/{name}": float(fn(arr)) for name, fn in _STATS})
+    return out
+
+
+_STATS = (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
+
+
+def log_v1(trainer_module: str, batch: Any, metrics: dict) -> None:
+    """Add the per-reward figures of a V1 batch (``KVBatchMeta``) to the step's ``metrics``."""
+    from gdpo_verl_plugins.v1_trainer import fetch_components, session_layout
+
+    global _warned
+    try:
+        components = fetch_components(sys.modules[trainer_module].tq, batch, [])
+        figures = component_metrics(components, session_layout(list(batch.keys)))
+    except Exception as exc:  # noqa: BLE001 - logging must not stop training; the failure is counted and warned
+        metrics["gdpo/reward_metrics_unavailable"] = 1.0
+        if not _warned:
+            logger.warning("gdpo-verl: per-reward metrics not logged for this estimator: %s", exc)
+            _warned = True
+        return
+    metrics.update(figures)
