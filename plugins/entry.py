@@ -14,7 +14,7 @@ logger = logging.getLogger("gdpo_verl")
 PIECES = (
     "gdpo_verl_plugins.adv_estimator",  # algorithm.adv_estimator=gdpo -> gdpo_verl (legacy + V1 trainer hooks)
     "gdpo_verl_plugins.reward_manager",  # reward.reward_manager.name=gdpo_multi
-    "gdpo_verl_plugins.cpu",  # CPU platform + rollout, only on a machine without an accelerator
+    "gdpo_verl_plugins.cpu",  # CPU platform, rollout, Megatron-on-CPU adjustments: only with GDPO_VERL_CPU=1
 )
 
 for _name in PIECES:
