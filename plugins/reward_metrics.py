@@ -20,10 +20,21 @@ logger = logging.getLogger("gdpo_verl")
 _warned = False
 
 
-def _number(value: Any) -> float | None:
-    value = getattr(value, "data", value)
+def unwrap(value: Any) -> Any:
+    """A TransferQueue cell without its NonTensorData wrapper."""
+    return getattr(value, "data", value)
+
+
+def scalar(value: Any) -> Any:
+    """A TransferQueue cell as a plain value: a tensor gives its last element as a float (None when empty)."""
+    value = unwrap(value)
     if hasattr(value, "numel"):
-        value = value.reshape(-1)[-1].item() if value.numel() else None
+        return float(value.reshape(-1)[-1]) if value.numel() else None
+    return value
+
+
+def _number(value: Any) -> float | None:
+    value = scalar(value)
     if value is None or isinstance(value, str):
         return None if value is None else _parse(value)
     try:

@@ -54,10 +54,6 @@ def session_layout(row_keys: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
     return final, owner
 
 
-def _unwrap(value: Any) -> Any:
-    return getattr(value, "data", value)
-
-
 def _get_fields(tq: Any, batch: Any, fields: list[str]) -> dict[str, list]:
     """The ``fields`` TransferQueue holds for the rows of ``batch``; absent ones are left out (TransferQueue returns
     no column, or refuses, for a field it does not hold), so the estimator can name them with what is present."""
@@ -77,25 +73,18 @@ def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
     # verl's own field: a TransferQueue failure here is a real error, not an absent reward key
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
     for value in list(data["extra_fields"]) if "extra_fields" in set(data.keys()) else []:
-        extra = _unwrap(value)
+        extra = reward_metrics.unwrap(value)
         info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
         infos.append(info if isinstance(info, dict) else {})
     found = {k: [info.get(k) for info in infos] for k in keys if any(k in info for info in infos)}
     missing = [k for k in keys if k not in found]
     if missing:  # colocated reward-model mode stores the reward extra info as top-level fields
         for k, column in _get_fields(tq, batch, missing).items():
-            found[k] = [_scalar(v) for v in column]
+            found[k] = [reward_metrics.scalar(v) for v in column]
     for info in infos[:1]:
         for k in info:
             found.setdefault(k, [i.get(k) for i in infos])  # lets an error message list what is present
     return found
-
-
-def _scalar(value: Any) -> Any:
-    value = _unwrap(value)
-    if hasattr(value, "numel"):
-        return float(value.reshape(-1)[-1]) if value.numel() else None
-    return value
 
 
 def _is_gdpo(config: Any) -> bool:
