@@ -156,16 +156,19 @@ def compute_gdpo_outcome_advantage(
         kl = (token_level_rewards - batch["token_level_scores"]).sum(-1)
     lengths = response_mask.sum(-1) if cfg.batch_norm == "token" else torch.ones(n)
     labels = _dense_groups(index)
-    # Multi-output sessions (V1 agent loops): statistics over each session's final output, shared by its outputs.
+    # V1 trainer: statistics over each real session's final output, shared by its outputs; verl's padding rows
+    # (added to make the batch divisible) count nowhere and get 0.
     rows = ctx.final_rows if ctx else None
     step = ctx.step if ctx else None  # only the V1 trainer hands us the step (weight schedules)
     with _one_thread():
-        if rows is not None:
+        if rows is not None:  # statistics over the rows that count; their value to each row, 0 to padding rows
             final, owner = (torch.from_numpy(x) for x in rows)
-            scalars, metrics = compute_gdpo(
+            counted, metrics = compute_gdpo(
                 comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final], step
             )
-            scalars = scalars[owner]
+            scalars = torch.zeros(n, dtype=counted.dtype)
+            real = owner >= 0
+            scalars[real] = counted[owner[real]]
         else:
             scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl, step)
     metrics_bridge.push(metrics)

@@ -70,12 +70,12 @@ _STATS = (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
 
 def log_v1(trainer_module: str, batch: Any, metrics: dict) -> None:
     """Add the per-reward figures of a V1 batch (``KVBatchMeta``) to the step's ``metrics``."""
-    from gdpo_verl_plugins.v1_trainer import fetch_components, session_layout
+    from gdpo_verl_plugins.v1_trainer import fetch_components, padding_rows, session_layout
 
     global _warned
     try:
         components = fetch_components(sys.modules[trainer_module].tq, batch, [])
-        figures = component_metrics(components, session_layout(list(batch.keys)))
+        figures = component_metrics(components, session_layout(list(batch.keys), padding_rows(batch.tags)))
     except Exception as exc:  # noqa: BLE001 - logging must not stop training; the failure is counted and warned
         metrics["gdpo/reward_metrics_unavailable"] = 1.0
         if not _warned:

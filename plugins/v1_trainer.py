@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gdpo_verl_plugins import metrics_bridge, reward_metrics, verl_shapes
 
-logger = logging.getLogger("gdpo_verl")
 MODULE = verl_shapes.V1_ADVANTAGE.module
 
 
 @dataclass(frozen=True)
 class BatchContext:
     components: dict[str, list]  # reward key -> one value per row (None where a row lacks it)
-    final_rows: tuple[np.ndarray, np.ndarray] | None  # (rows that are a session's final output, row -> final pos)
+    # (rows that count: each real session's final output; row -> its position there, -1 for a padding row)
+    final_rows: tuple[np.ndarray, np.ndarray] | None
     step: int | None = None  # the trainer's global_steps (for weight schedules)
 
 
@@ -35,33 +34,54 @@ def current() -> BatchContext | None:
     return _current.get()
 
 
-def session_layout(row_keys: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rows keyed ``{uid}_{session}_{output}``: the final output of each session, and each row's session. None when
-    every session has one output (the common case)."""
+def padding_rows(tags: list[dict]) -> np.ndarray:
+    """Which rows verl added to make the batch divisible (``padding_utils.upsample_batch_to_divisible_size`` tags
+    them ``is_padding``): copies of row 0's sample that are no rollouts and must count nowhere."""
+    return np.array([bool(tag.get("is_padding", False)) for tag in tags], dtype=bool)
+
+
+def session_layout(
+    row_keys: list[str], padding: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows that count and where each row finds its value: ``(final, owner)`` with ``final`` the final output of
+    each real session (rows keyed ``{uid}_{session}_{output}``) and ``owner[row]`` its session's position in
+    ``final``, -1 for a padding row. None when every row is a real one-output session (the common case)."""
+    padding = np.zeros(len(row_keys), dtype=bool) if padding is None else np.asarray(padding, dtype=bool)
+    real = np.flatnonzero(~padding)
     sessions, outputs = [], []
-    for key in row_keys:
-        parts = key.rsplit("_", 2)
+    for i in real:
+        parts = row_keys[i].rsplit("_", 2)
         if len(parts) != 3 or not parts[2].isdigit():
-            return None  # not the agent-loop key format: one row per session
+            sessions, outputs = [row_keys[j] for j in real], [0] * len(real)  # not the agent-loop key format
+            break
         sessions.append(f"{parts[0]}_{parts[1]}")
         outputs.append(int(parts[2]))
-    session_ids, owner = np.unique(np.asarray(sessions, dtype=object), return_inverse=True)
+    session_ids, session_of = np.unique(np.asarray(sessions, dtype=object), return_inverse=True)
     if len(session_ids) == len(row_keys):
         return None
-    order = np.lexsort((np.asarray(outputs), owner))  # by session, then output index
-    last_of_session = np.r_[owner[order][1:] != owner[order][:-1], True]
-    final = order[last_of_session]  # one row per session, sessions in id order
+    order = np.lexsort((np.asarray(outputs, dtype=np.int64), session_of))  # by session, then output index
+    last_of_session = np.r_[session_of[order][1:] != session_of[order][:-1], True]
+    final = real[order[last_of_session]]  # one row per real session, sessions in id order
+    owner = np.full(len(row_keys), -1, dtype=np.int64)
+    owner[real] = session_of
     return final, owner
 
 
+class TransferQueueReadError(RuntimeError):
+    """TransferQueue itself failed to return fields (not a field it lacks: that comes back as no column)."""
+
+
 def _get_fields(tq: Any, batch: Any, fields: list[str]) -> dict[str, list]:
-    """The ``fields`` TransferQueue holds for the rows of ``batch``; absent ones are left out (TransferQueue returns
-    no column, or refuses, for a field it does not hold), so the estimator can name them with what is present."""
+    """The ``fields`` TransferQueue holds for the rows of ``batch``. A field it does not hold comes back as no column
+    and is left out here, so the estimator names it with what is present; a failure of TransferQueue is raised with
+    its cause, never taken for an absent field."""
     try:
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-    except Exception as exc:  # noqa: BLE001 - the estimator reports the missing key with what is present
-        logger.debug("gdpo-verl: fields %s not in TransferQueue: %s", fields, exc)
-        return {}
+    except Exception as exc:
+        raise TransferQueueReadError(
+            f"gdpo-verl: TransferQueue failed to return the reward fields {fields} of {len(batch.keys)} rows "
+            f"(partition {batch.partition_id!r}): {exc!r}. The step cannot read its reward components."
+        ) from exc
     held = set(data.keys())
     return {f: list(data[f]) for f in fields if f in held}
 
@@ -87,6 +107,18 @@ def fetch_components(tq: Any, batch: Any, keys: list[str]) -> dict[str, list]:
     return found
 
 
+def _global_step(trainer: Any) -> int:
+    """The step the trainer is on (weight schedules follow it); verl's V1 ``PPOTrainer`` keeps it in
+    ``global_steps``."""
+    if not hasattr(trainer, "global_steps"):
+        raise verl_shapes.VerlShapeError(
+            f"gdpo-verl: {type(trainer).__name__} has no attribute 'global_steps' (verl {verl_shapes.verl_version()}): "
+            "the V1 trainer hook cannot tell which step this is, so a GDPO weight schedule would follow the wrong "
+            "step. Use a verl this plugin supports (gdpo-verl doctor) or the legacy trainer (trainer.use_v1=false)."
+        )
+    return int(trainer.global_steps)
+
+
 def _is_gdpo(config: Any) -> bool:
     return str(config.algorithm.adv_estimator) in ("gdpo", "AdvantageEstimator.GDPO")
 
@@ -104,8 +136,8 @@ def _wrap(original):
         keys = list(self.config.algorithm.get("gdpo_reward_keys") or [])
         ctx = BatchContext(
             fetch_components(tq, batch, keys) if keys else {},
-            session_layout(list(batch.keys)),
-            getattr(self, "global_steps", None),
+            session_layout(list(batch.keys), padding_rows(batch.tags)),
+            _global_step(self),
         )
         token = _current.set(ctx)
         metrics_bridge.pop()  # nothing stale from an earlier failed step

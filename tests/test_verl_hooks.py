@@ -67,3 +67,32 @@ def test_session_layout():
     assert v1_trainer.session_layout(["a_0_0", "a_1_0"]) is None
     final, owner = v1_trainer.session_layout(["a_0_0", "a_0_1", "b_0_0"])
     assert final.tolist() == [1, 2] and owner.tolist() == [0, 0, 1]
+
+
+def test_a_failed_estimator_piece_makes_gdpo_raise_the_load_error_not_run_verls(monkeypatch, caplog):
+    from gdpo_verl_plugins import entry
+    from verl.trainer.ppo import core_algos
+
+    registry = core_algos.ADV_ESTIMATOR_REGISTRY
+    monkeypatch.setitem(registry, "gdpo", registry["gdpo"])  # restored after the test
+
+    def broken_install():
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(adv_estimator, "install", broken_install)
+    assert entry.load(entry.ESTIMATOR_PIECE) is False
+    fn = core_algos.get_adv_estimator_fn("gdpo")  # what verl's compute_advantage resolves
+    assert fn is not adv_estimator._builtin["gdpo"] and fn is not adv_estimator.compute_gdpo_outcome_advantage
+    with pytest.raises(entry.PluginLoadError, match="libtorch_cpu.so") as e:
+        fn(token_level_rewards=None, response_mask=None, index=None)
+    assert "built-in gdpo is not used" in str(e.value) and isinstance(e.value.__cause__, ImportError)
+    assert any("failed to load" in r.getMessage() for r in caplog.records)
+
+
+def test_other_failed_pieces_leave_the_estimator_registered(monkeypatch):
+    from gdpo_verl_plugins import entry, reward_manager
+    from verl.trainer.ppo import core_algos
+
+    monkeypatch.setattr(reward_manager, "install", lambda: (_ for _ in ()).throw(RuntimeError("no reward loop")))
+    assert entry.load("gdpo_verl_plugins.reward_manager") is False
+    assert core_algos.ADV_ESTIMATOR_REGISTRY["gdpo"] is adv_estimator.compute_gdpo_outcome_advantage
