@@ -40,9 +40,7 @@ def padding_rows(tags: list[dict]) -> np.ndarray:
     return np.array([bool(tag.get("is_padding", False)) for tag in tags], dtype=bool)
 
 
-def session_layout(
-    row_keys: list[str], padding: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray] | None:
+def session_layout(row_keys: list[str], padding: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The rows that count and where each row finds its value: ``(final, owner)`` with ``final`` the final output of
     each real session (rows keyed ``{uid}_{session}_{output}``) and ``owner[row]`` its session's position in
     ``final``, -1 for a padding row. None when every row is a real one-output session (the common case)."""
