@@ -17,6 +17,7 @@ ESTIMATOR_PIECE = "gdpo_verl_plugins.adv_estimator"  # algorithm.adv_estimator=g
 PIECES = (
     ESTIMATOR_PIECE,
     "gdpo_verl_plugins.reward_manager",  # reward.reward_manager.name=gdpo_multi
+    "gdpo_verl_plugins.rollout_dump",  # reward components in the V1 trainer's rollout dump, for any estimator
     "gdpo_verl_plugins.cpu",  # CPU platform, rollout, Megatron-on-CPU adjustments: only with GDPO_VERL_CPU=1
 )
 ESTIMATOR_MODULE = "verl.trainer.ppo.core_algos"

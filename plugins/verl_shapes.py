@@ -73,6 +73,18 @@ V1_ADVANTAGE = Hook(
     "verl.trainer.ppo.v1.trainer_base",
     (Shape("PPOTrainer._compute_advantage", params=("self", "batch", "metrics")), Shape("tq")),
 )
+V1_ROLLOUT_DUMP = Hook(
+    "the V1 trainer rollout dump hook (reward components in trainer.rollout_data_dir)",
+    "verl.trainer.ppo.v1.trainer_base",
+    (
+        Shape("PPOTrainer._log_rollout_data", params=("self", "batch", "timing_raw", "rollout_data_dir")),
+        Shape(
+            "PPOTrainer._dump_generations",
+            params=("self", "inputs", "outputs", "gts", "scores", "reward_extra_infos_dict", "dump_path"),
+        ),
+        Shape("tq"),
+    ),
+)
 LEGACY_METRICS = Hook(
     "the legacy trainer metrics hook (gdpo/* metrics)",
     "verl.trainer.ppo.ray_trainer",
@@ -97,7 +109,7 @@ SEPARATED_METRICS = Hook(
     (Shape("SeparateRayPPOTrainer._fit_compute_advantage", params=("self", "batch")),),
 )
 # the GDPO hooks (doctor checks each)
-HOOKS = (ESTIMATOR, V1_ADVANTAGE, LEGACY_METRICS, SEPARATED_METRICS, REWARD_MANAGER, REWARD_LOOP_GUARD)
+HOOKS = (ESTIMATOR, V1_ADVANTAGE, V1_ROLLOUT_DUMP, LEGACY_METRICS, SEPARATED_METRICS, REWARD_MANAGER, REWARD_LOOP_GUARD)
 # The CPU platform: verl.plugin.platform's registry and the attribute each CPU patch changes (one hook per module).
 CPU_PLATFORM = Hook(
     "the CPU platform (GDPO_VERL_CPU=1)",

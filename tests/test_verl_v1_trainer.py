@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +59,8 @@ def store(fake, keys, comps, lengths, top_level=False):
         info = {"format": f, "correct": c, "score": f + c}
         row = {
             "uid": key.split("_")[0],
+            "prompts": torch.arange(1, 4, dtype=torch.int64),
+            "responses": torch.arange(1, length + 1, dtype=torch.int64),
             "response_mask": torch.ones(length, dtype=torch.int64),
             "rm_scores": rm,
             "extra_fields": {} if top_level else {"reward_extra_info": info, "min_global_steps": 0},
@@ -278,3 +282,60 @@ def test_a_trainer_without_global_steps_is_a_shape_error_not_a_schedule_error(mo
     del t.global_steps
     with pytest.raises(VerlShapeError, match="no attribute 'global_steps'"):
         run(t, fake, keys, monkeypatch)
+
+
+class _Tokenizer:
+    pad_token_id = 0
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(str(i) for i in ids.tolist() if i != self.pad_token_id)
+
+
+def test_v1_rollout_dump_holds_each_rows_components_and_analyze_reads_them(tmp_path, monkeypatch):
+    """verl's own V1 ``_log_rollout_data`` (wrapped) on a padded batch of a GRPO run: every row of ``{step}.jsonl``
+    carries its reward components and ``is_padding``; ``analyze rollouts --keys`` on that dump gives what it gives on
+    a hand-written dump of the real rows."""
+    from gdpo_verl.analysis.rollouts import analyze_rollouts
+
+    keys, comps, lengths = single_output_batch(8)
+    fake = FakeTransferQueue()
+    store(fake, keys, comps, lengths)
+    padded = _padded(fake, keys, 16, monkeypatch)
+    monkeypatch.setattr(trainer_base, "tq", fake)
+    t = trainer(adv_estimator="grpo")
+    t.tokenizer = _Tokenizer()
+    t._init_dump_executor()
+    t._log_rollout_data(padded, {}, str(tmp_path / "rollouts"))
+    t._shutdown_dump_executor()
+
+    rows = {r["uid"]: r for r in map(json.loads, (tmp_path / "rollouts" / "1.jsonl").read_text().splitlines())}
+    assert set(rows) == set(padded.keys)
+    for key, (f, c) in zip(keys, comps, strict=True):
+        assert (rows[key]["format"], rows[key]["correct"], rows[key]["is_padding"]) == (f, c, False)
+        assert rows[key]["score"] == pytest.approx(f + c)  # verl's own column, untouched
+    assert sum(r["is_padding"] for r in rows.values()) == len(padded.keys) - len(keys)
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    with (reference / "1.jsonl").open("w") as out:
+        for key, (f, c) in zip(keys, comps, strict=True):
+            out.write(json.dumps({"uid": key, "step": 1, "format": f, "correct": c}) + "\n")
+    got, used, notes = analyze_rollouts(tmp_path / "rollouts", keys=["format", "correct"])
+    expected, _, _ = analyze_rollouts(reference, keys=["format", "correct"])
+    assert used == ["format", "correct"] and got == expected and expected[0]["samples"] == len(keys)
+    assert any("padding rows" in n for n in notes)
+
+
+def test_validation_dumps_are_left_as_verl_writes_them(tmp_path, monkeypatch):
+    t = trainer()
+    t._init_dump_executor()
+    t._dump_generations(["i"], ["o"], [None], [1.0], {"acc": [1.0]}, str(tmp_path))
+    t._shutdown_dump_executor()
+    assert json.loads((tmp_path / "1.jsonl").read_text()) == {
+        "input": "i",
+        "output": "o",
+        "gts": None,
+        "score": 1.0,
+        "step": 1,
+        "acc": 1.0,
+    }
