@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from gdpo_verl_plugins import metrics_bridge, v1_trainer, verl_shapes
+
+from . import metrics_bridge, v1_trainer, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo"
@@ -199,7 +200,7 @@ def _register(core_algos: Any) -> None:
 def install() -> None:
     verl_shapes.when_shaped(verl_shapes.ESTIMATOR, _register)
     v1_trainer.install()
-    from gdpo_verl_plugins import legacy_trainer, separated_trainers
+    from . import legacy_trainer, separated_trainers
 
     legacy_trainer.install()
     separated_trainers.install()

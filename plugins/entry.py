@@ -13,12 +13,12 @@ import logging
 
 logger = logging.getLogger("gdpo_verl")
 
-ESTIMATOR_PIECE = "gdpo_verl_plugins.adv_estimator"  # algorithm.adv_estimator=gdpo -> gdpo_verl (+ trainer hooks)
+ESTIMATOR_PIECE = ".adv_estimator"  # algorithm.adv_estimator=gdpo -> gdpo_verl (+ trainer hooks)
 PIECES = (
     ESTIMATOR_PIECE,
-    "gdpo_verl_plugins.reward_manager",  # reward.reward_manager.name=gdpo_multi
-    "gdpo_verl_plugins.rollout_dump",  # reward components in the V1 trainer's rollout dump, for any estimator
-    "gdpo_verl_plugins.cpu",  # CPU platform, rollout, Megatron-on-CPU adjustments: only with GDPO_VERL_CPU=1
+    ".reward_manager",  # reward.reward_manager.name=gdpo_multi
+    ".rollout_dump",  # reward components in the V1 trainer's rollout dump, for any estimator
+    ".cpu",  # CPU platform, rollout, Megatron-on-CPU adjustments: only with GDPO_VERL_CPU=1
 )
 ESTIMATOR_MODULE = "verl.trainer.ppo.core_algos"
 
@@ -39,7 +39,7 @@ def _unavailable_gdpo(error: BaseException):
 
 def _register_unavailable(error: BaseException) -> None:
     """Whenever verl imports its estimator registry, ``gdpo`` there raises ``error``."""
-    from gdpo_verl_plugins.post_import import when_imported
+    from .post_import import when_imported
 
     def put(core_algos) -> None:
         core_algos.ADV_ESTIMATOR_REGISTRY["gdpo"] = _unavailable_gdpo(error)
@@ -48,9 +48,10 @@ def _register_unavailable(error: BaseException) -> None:
 
 
 def load(name: str) -> bool:
-    """Install one piece; a failure is logged (and, for the estimator, makes ``gdpo`` raise it). Returns success."""
+    """Install one piece (a module of this package); a failure is logged (and, for the estimator, makes ``gdpo``
+    raise it). Returns whether it loaded."""
     try:
-        importlib.import_module(name).install()
+        importlib.import_module(name, __package__).install()
     except Exception as exc:  # noqa: BLE001 - one broken piece must not hide the others
         logger.warning("gdpo-verl: plugin piece %s failed to load: %r", name, exc)
         if name == ESTIMATOR_PIECE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gdpo_verl_plugins import metrics_bridge, verl_shapes
+from . import metrics_bridge, verl_shapes
 
 MODULE = verl_shapes.LEGACY_METRICS.module
 HOOKED = verl_shapes.LEGACY_METRICS.shapes[0].attr

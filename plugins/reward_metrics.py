@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from typing import Any
 
 import numpy as np
 
+from .tq_rows import fetch_components, padding_rows, scalar, session_layout
+
 logger = logging.getLogger("gdpo_verl")
 _warned = False
-
-
-def unwrap(value: Any) -> Any:
-    """A TransferQueue cell without its NonTensorData wrapper."""
-    return getattr(value, "data", value)
-
-
-def scalar(value: Any) -> Any:
-    """A TransferQueue cell as a plain value: a tensor gives its last element as a float (None when empty)."""
-    value = unwrap(value)
-    if hasattr(value, "numel"):
-        return float(value.reshape(-1)[-1]) if value.numel() else None
-    return value
 
 
 def _number(value: Any) -> float | None:
@@ -68,13 +56,11 @@ def component_metrics(components: dict[str, list], final_rows: tuple[np.ndarray,
 _STATS = (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
 
 
-def log_v1(trainer_module: str, batch: Any, metrics: dict) -> None:
-    """Add the per-reward figures of a V1 batch (``KVBatchMeta``) to the step's ``metrics``."""
-    from gdpo_verl_plugins.v1_trainer import fetch_components, padding_rows, session_layout
-
+def log_v1(tq: Any, batch: Any, metrics: dict) -> None:
+    """Add the per-reward figures of a V1 batch (``KVBatchMeta``, rows in TransferQueue ``tq``) to ``metrics``."""
     global _warned
     try:
-        components = fetch_components(sys.modules[trainer_module].tq, batch, [])
+        components = fetch_components(tq, batch, [])
         figures = component_metrics(components, session_layout(list(batch.keys), padding_rows(batch.tags)))
     except Exception as exc:  # noqa: BLE001 - logging must not stop training; the failure is counted and warned
         metrics["gdpo/reward_metrics_unavailable"] = 1.0

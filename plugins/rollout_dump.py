@@ -14,7 +14,8 @@ import functools
 import sys
 from typing import Any
 
-from gdpo_verl_plugins import reward_metrics, v1_trainer, verl_shapes
+from . import verl_shapes
+from .tq_rows import fetch_components, padding_rows, scalar
 
 PADDING_COLUMN = "is_padding"
 # row key -> {column: value} for the dump verl is writing now
@@ -25,11 +26,11 @@ _columns: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars
 
 def row_columns(tq: Any, batch: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Each row's reward components (plain JSON values) and padding flag, by row key."""
-    components = v1_trainer.fetch_components(tq, batch, keys)
+    components = fetch_components(tq, batch, keys)
     components.pop("score", None)  # verl writes the total itself
-    padding = v1_trainer.padding_rows(batch.tags)
+    padding = padding_rows(batch.tags)
     return {
-        key: {**{k: reward_metrics.scalar(col[i]) for k, col in components.items()}, PADDING_COLUMN: bool(padding[i])}
+        key: {**{k: scalar(col[i]) for k, col in components.items()}, PADDING_COLUMN: bool(padding[i])}
         for i, key in enumerate(batch.keys)
     }
 

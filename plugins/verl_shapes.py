@@ -163,7 +163,7 @@ def problems() -> dict[str, str]:
 
 def when_shaped(hook: Hook, callback: Callable[[ModuleType], None]) -> None:
     """Run ``callback(module)`` when verl imports ``hook.module``, if the shapes are there."""
-    from gdpo_verl_plugins.post_import import when_imported
+    from .post_import import when_imported
 
     when_imported(hook.module, lambda module: applies(hook, module) and callback(module))
 
@@ -179,7 +179,7 @@ def wrap_once(owner: Any, attr: str, wrap: Callable[[Any], Any]) -> None:
 
 def cpu_hooks() -> list[Hook]:
     """One hook per verl module a CPU patch changes (from the patch table), plus the platform registry."""
-    from gdpo_verl_plugins.cpu.patches import PATCHES
+    from .cpu.patches import PATCHES
 
     per_module: dict[str, list[Shape]] = {}
     for module_name, attr in PATCHES.values():
@@ -190,7 +190,7 @@ def cpu_hooks() -> list[Hook]:
 def guard_cpu() -> bool:
     """CPU mode was asked for: every verl module it patches is checked on import; a missing piece stops the run.
     Registered before the patches themselves, so the check runs first."""
-    from gdpo_verl_plugins.post_import import when_imported
+    from .post_import import when_imported
 
     for hook in cpu_hooks():
         when_imported(hook.module, lambda module, hook=hook: require(hook, module))

@@ -35,6 +35,12 @@ MODULES = {
         class PPOTrainer:
             def _compute_advantage(self, batch, metrics):
                 return batch
+
+            def _log_rollout_data(self, batch, timing_raw, rollout_data_dir):
+                pass
+
+            def _dump_generations(self, inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path):
+                pass
     """,
     "verl/experimental/__init__.py": "",
     "verl/experimental/reward_loop/__init__.py": "",

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("verl")
 pytestmark = pytest.mark.verl
 
-from gdpo_verl_plugins import adv_estimator, legacy_trainer, v1_trainer, verl_shapes  # noqa: E402
+from gdpo_verl_plugins import adv_estimator, legacy_trainer, tq_rows, verl_shapes  # noqa: E402
 
 
 @pytest.mark.parametrize("hook", verl_shapes.HOOKS, ids=lambda h: h.module)
@@ -64,8 +64,8 @@ def test_v1_agent_loop_still_stores_reward_extra_info_in_extra_fields():
 
 
 def test_session_layout():
-    assert v1_trainer.session_layout(["a_0_0", "a_1_0"]) is None
-    final, owner = v1_trainer.session_layout(["a_0_0", "a_0_1", "b_0_0"])
+    assert tq_rows.session_layout(["a_0_0", "a_1_0"]) is None
+    final, owner = tq_rows.session_layout(["a_0_0", "a_0_1", "b_0_0"])
     assert final.tolist() == [1, 2] and owner.tolist() == [0, 0, 1]
 
 
@@ -94,5 +94,5 @@ def test_other_failed_pieces_leave_the_estimator_registered(monkeypatch):
     from verl.trainer.ppo import core_algos
 
     monkeypatch.setattr(reward_manager, "install", lambda: (_ for _ in ()).throw(RuntimeError("no reward loop")))
-    assert entry.load("gdpo_verl_plugins.reward_manager") is False
+    assert entry.load(".reward_manager") is False
     assert core_algos.ADV_ESTIMATOR_REGISTRY["gdpo"] is adv_estimator.compute_gdpo_outcome_advantage

@@ -181,12 +181,11 @@ def test_unreadable_components_are_counted_and_warned_once(monkeypatch, caplog):
         def kv_batch_get(self, **kwargs):
             raise RuntimeError("storage unit gone")
 
-    monkeypatch.setattr(trainer_base, "tq", Broken())
     monkeypatch.setattr(reward_metrics, "_warned", False)
     meta = KVBatchMeta(keys=["u0_0_0"], tags=[{}], partition_id="train")
     for _ in range(2):
         metrics: dict = {}
-        reward_metrics.log_v1(trainer_base.__name__, meta, metrics)
+        reward_metrics.log_v1(Broken(), meta, metrics)
         assert metrics == {"gdpo/reward_metrics_unavailable": 1.0}
     assert sum("storage unit gone" in r.getMessage() for r in caplog.records) == 1
 
@@ -244,19 +243,19 @@ def test_padding_rows_count_nowhere(monkeypatch, estimator, multi_output):
 
 
 def test_padding_rows_are_read_from_the_tag_not_the_key():
-    from gdpo_verl_plugins import v1_trainer
+    from gdpo_verl_plugins import tq_rows
 
     keys = ["a_0_0", "a_1_0", "pad_0_0", "b_0_0"]
-    final, owner = v1_trainer.session_layout(keys, np.array([False, True, False, False]))
+    final, owner = tq_rows.session_layout(keys, np.array([False, True, False, False]))
     # sessions in id order (a_0, b_0, pad_0); a 'pad' uid without the tag counts, a tagged row does not
     assert final.tolist() == [0, 3, 2] and owner.tolist() == [0, -1, 2, 1]
-    assert v1_trainer.padding_rows([{}, {"is_padding": True}, {"is_padding": False}]).tolist() == [False, True, False]
+    assert tq_rows.padding_rows([{}, {"is_padding": True}, {"is_padding": False}]).tolist() == [False, True, False]
 
 
 def test_a_transfer_queue_failure_on_reward_fields_is_raised_with_its_cause(monkeypatch):
     """Only a field TransferQueue does not hold (no column in its answer) counts as absent; a failing TransferQueue
     stops the step naming the fields and keeping the original error, instead of 'reward key not in the batch'."""
-    from gdpo_verl_plugins.v1_trainer import TransferQueueReadError
+    from gdpo_verl_plugins.tq_rows import TransferQueueReadError
 
     class FailsOnRewardFields(FakeTransferQueue):
         def kv_batch_get(self, keys, partition_id, select_fields=None):

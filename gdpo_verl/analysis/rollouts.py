@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ import torch
 from gdpo_verl.analysis.common import AnalysisError
 from gdpo_verl.core import gdpo_advantages, group_index, group_normalize
 from gdpo_verl.metrics import distinct_per_group
+from gdpo_verl.row_keys import V1_KEY
 
 META_COLS = ("input", "output", "gts", "score", "step", "uid", "request_id", "is_padding")
-V1_KEY = re.compile(r"^(.*)_(\d+)_(\d+)$")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

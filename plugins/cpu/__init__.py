@@ -32,7 +32,7 @@ def active() -> bool:
 
 
 def _register_platform(module) -> None:
-    from gdpo_verl_plugins.cpu.platform import PLATFORM_NAME, make_platform_class
+    from .platform import PLATFORM_NAME, make_platform_class
 
     module.PlatformRegistry.register(platform=PLATFORM_NAME)(make_platform_class(module.PlatformBase))
 
@@ -41,18 +41,18 @@ def install() -> bool:
     """Enable CPU training in this process if it applies; returns whether it did."""
     if not active():
         return False
-    from gdpo_verl_plugins.verl_shapes import guard_cpu
+    from ..verl_shapes import guard_cpu
 
     guard_cpu()
-    from gdpo_verl_plugins.cpu import patches as cpu_patches
-    from gdpo_verl_plugins.post_import import when_imported
+    from ..post_import import when_imported
+    from . import patches as cpu_patches
 
     for key, value in PROCESS_ENV.items():
         os.environ.setdefault(key, value)
     when_imported("verl.plugin.platform", _register_platform)
     for name, (module_name, _attr) in cpu_patches.PATCHES.items():
         when_imported(module_name, cpu_patches.APPLY[name])
-    from gdpo_verl_plugins.cpu import megatron as cpu_megatron  # applied only if verl imports megatron / mbridge
+    from . import megatron as cpu_megatron  # applied only if verl imports megatron / mbridge
 
     for name, (module_name, _attr) in cpu_megatron.PATCHES.items():
         when_imported(module_name, cpu_megatron.APPLY[name])

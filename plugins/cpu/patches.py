@@ -10,7 +10,7 @@ import functools
 import logging
 from types import ModuleType
 
-from gdpo_verl_plugins.cpu import ROLLOUT_NAME
+from . import ROLLOUT_NAME
 
 logger = logging.getLogger("gdpo_verl")
 
@@ -59,7 +59,7 @@ def patch_rollout_replica(module: ModuleType) -> None:
     """Public registry, imported lazily: register the CPU replica under the rollout name."""
 
     def _load():
-        from gdpo_verl_plugins.cpu.rollout import HFReplica
+        from .rollout import HFReplica
 
         return HFReplica
 

@@ -130,7 +130,7 @@ def make_platform_class(base: type) -> type:
             return True
 
         def is_platform_available(self, use_smi_check: bool = False) -> bool:
-            from gdpo_verl_plugins import cpu
+            from .. import cpu
 
             return cpu.active()
 

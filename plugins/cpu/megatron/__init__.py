@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from gdpo_verl_plugins.cpu.megatron import (
+from . import (
     attention_mask,
     device,
     mbridge_spec,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ... import verl_shapes as shape
 
 MODULE = "megatron.core.fusions.fused_softmax"
 

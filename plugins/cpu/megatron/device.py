@@ -23,8 +23,9 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
-from gdpo_verl_plugins.cpu.platform import DEVICE_MODULE
+
+from ... import verl_shapes as shape
+from ..platform import DEVICE_MODULE
 
 # module -> a source fragment that shows the CUDA assumption is still there. The modules a CPU training step reaches
 # (model construction, DDP buffers, distributed optimizer, pipeline schedules, attention, weight export, checkpoints).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ... import verl_shapes as shape
 
 SPEC_MODULE = "mbridge.core.llm_bridge"
 QWEN2_MODULE = "mbridge.models.qwen2"

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
+
+from ... import verl_shapes as shape
 
 MODULE = "megatron.core.optimizer.distrib_optimizer"
 CLIP_MODULES = ("megatron.core.optimizer.clip_grads", "megatron.core.optimizer.optimizer")

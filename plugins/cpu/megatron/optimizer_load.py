@@ -16,7 +16,7 @@ import functools
 import inspect
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ... import verl_shapes as shape
 
 MODULE = "megatron.core.optimizer.distrib_optimizer"
 STEP_CHECK = "assert len(steps) == 1"

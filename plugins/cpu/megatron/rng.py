@@ -16,8 +16,9 @@ import functools
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
-from gdpo_verl_plugins.cpu.megatron import device
+
+from ... import verl_shapes as shape
+from . import device
 
 MODULE = "megatron.core.tensor_parallel.random"
 

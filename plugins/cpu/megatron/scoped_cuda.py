@@ -21,7 +21,8 @@ import threading
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
+
+from ... import verl_shapes as shape
 
 # module -> (owner of the function: "" for the module itself, function name, source fragment it must still contain)
 SITES: dict[str, tuple[str, str, str]] = {
