@@ -16,9 +16,9 @@ from . import metrics_bridge, verl_shapes
 def _wrap(original):
     @functools.wraps(original)
     def _fit_compute_advantage(self, batch, *args, **kwargs):
-        metrics_bridge.pop()  # nothing stale from an earlier failed step
-        out = original(self, batch, *args, **kwargs)
-        self.metrics.update(metrics_bridge.pop())
+        with metrics_bridge.collect() as figures:
+            out = original(self, batch, *args, **kwargs)
+        self.metrics.update(figures)
         return out
 
     return _fit_compute_advantage

@@ -68,12 +68,12 @@ def _wrap(original):
             _global_step(self),
         )
         token = _current.set(ctx)
-        metrics_bridge.pop()  # nothing stale from an earlier failed step
         try:
-            out = original(self, batch, metrics)
+            with metrics_bridge.collect() as figures:
+                out = original(self, batch, metrics)
         finally:
             _current.reset(token)
-        metrics.update(metrics_bridge.pop())
+        metrics.update(figures)
         return out
 
     return _compute_advantage

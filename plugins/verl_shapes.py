@@ -85,10 +85,15 @@ V1_ROLLOUT_DUMP = Hook(
         Shape("tq"),
     ),
 )
-LEGACY_METRICS = Hook(
-    "the legacy trainer metrics hook (gdpo/* metrics)",
+LEGACY_ADVANTAGE = Hook(
+    "the legacy trainer metrics hook (gdpo/* metrics collected at the advantage step)",
     "verl.trainer.ppo.ray_trainer",
-    (Shape("compute_timing_metrics", params=()),),
+    (Shape("compute_advantage", params=("data", "adv_estimator")),),
+)
+STEP_LOG = Hook(
+    "the legacy trainer metrics hook (gdpo/* metrics logged with the step)",
+    "verl.utils.tracking",
+    (Shape("Tracking.log", params=("self", "data", "step")),),
 )
 REWARD_MANAGER = Hook(
     "the gdpo_multi reward manager registration",
@@ -109,7 +114,16 @@ SEPARATED_METRICS = Hook(
     (Shape("SeparateRayPPOTrainer._fit_compute_advantage", params=("self", "batch")),),
 )
 # the GDPO hooks (doctor checks each)
-HOOKS = (ESTIMATOR, V1_ADVANTAGE, V1_ROLLOUT_DUMP, LEGACY_METRICS, SEPARATED_METRICS, REWARD_MANAGER, REWARD_LOOP_GUARD)
+HOOKS = (
+    ESTIMATOR,
+    V1_ADVANTAGE,
+    V1_ROLLOUT_DUMP,
+    LEGACY_ADVANTAGE,
+    STEP_LOG,
+    SEPARATED_METRICS,
+    REWARD_MANAGER,
+    REWARD_LOOP_GUARD,
+)
 # The CPU platform: verl.plugin.platform's registry and the attribute each CPU patch changes (one hook per module).
 CPU_PLATFORM = Hook(
     "the CPU platform (GDPO_VERL_CPU=1)",

@@ -35,13 +35,32 @@ def test_legacy_compute_advantage_still_hands_gdpo_the_batch():
     assert 'adv_kwargs["batch"] = data.batch' in src
 
 
-def test_legacy_fit_logs_timing_metrics_after_its_gdpo_loop():
+def test_legacy_fit_computes_the_advantage_and_logs_its_metrics_where_we_hook():
     from verl.trainer.ppo import ray_trainer
+    from verl.utils import tracking
 
     fit = inspect.getsource(ray_trainer.RayPPOTrainer.fit)
-    assert f"metrics.update({legacy_trainer.HOOKED}(" in fit
-    assert fit.index('metrics[f"gdpo/{key}/mean"]') < fit.index(f"metrics.update({legacy_trainer.HOOKED}(")
-    assert getattr(ray_trainer, legacy_trainer.HOOKED).__gdpo_verl_wrapped__
+    assert "from verl.utils.tracking import Tracking" in fit and "logger = Tracking(" in fit
+    # the advantage step (a module global, looked up when called), then the step's one log of its metrics
+    assert fit.index("batch = compute_advantage(") < fit.index("logger.log(data=metrics, step=self.global_steps)")
+    assert ray_trainer.compute_advantage.__gdpo_verl_wrapped__ and tracking.Tracking.log.__gdpo_verl_wrapped__
+
+
+def test_legacy_step_logs_this_steps_figures_once_and_nothing_stale(monkeypatch):
+    from gdpo_verl_plugins import metrics_bridge
+
+    monkeypatch.setattr(legacy_trainer, "_step_figures", {})
+    logged = []
+    log = legacy_trainer._wrap_log(lambda self, data, step, backend=None: logged.append((step, data)))
+    advantage = legacy_trainer._wrap_advantage(metrics_bridge.push)  # stands for verl's step running our estimator
+    advantage({"gdpo/a/mean": 1.0, "gdpo/b/mean": 0.5})
+    advantage({"gdpo/a/mean": 0.25})  # a later advantage step: the earlier one's figures are gone
+    log(None, {"critic/score/mean": 1.0, "gdpo/a/mean": 9.0}, 1)  # ours win where names meet
+    log(None, {"val/score": 2.0}, 2)  # nothing of step 1 again
+    assert logged == [(1, {"critic/score/mean": 1.0, "gdpo/a/mean": 0.25}), (2, {"val/score": 2.0})]
+    with metrics_bridge.collect() as outer:  # inside a V1 / separated hook: that hook takes the figures
+        advantage({"gdpo/a/mean": 0.75})
+    assert outer == {"gdpo/a/mean": 0.75} and legacy_trainer._step_figures == {}
 
 
 def test_v1_compute_advantage_shape_we_wrap():

@@ -23,6 +23,7 @@ PROBE = textwrap.dedent(
     import verl
     from verl.trainer.ppo import core_algos, ray_trainer
     from verl.trainer.ppo.v1 import trainer_base
+    from verl.utils import tracking
     import verl.experimental.reward_loop.reward_manager as rm
     from gdpo_verl_plugins import verl_shapes
     fn = core_algos.ADV_ESTIMATOR_REGISTRY.get("gdpo")
@@ -30,7 +31,8 @@ PROBE = textwrap.dedent(
         "version": verl.__version__,
         "estimator": fn and fn.__module__,
         "v1": getattr(trainer_base.PPOTrainer._compute_advantage, "__gdpo_verl_wrapped__", False),
-        "legacy": getattr(ray_trainer.compute_timing_metrics, "__gdpo_verl_wrapped__", False),
+        "legacy": getattr(ray_trainer.compute_advantage, "__gdpo_verl_wrapped__", False)
+        and getattr(tracking.Tracking.log, "__gdpo_verl_wrapped__", False),
         "manager": "gdpo_multi" in rm._REGISTRY,
         "problems": verl_shapes.problems(),
     }))
