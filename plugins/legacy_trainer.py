@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 from . import metrics_bridge, verl_shapes
+from .patching import wrap_once
 
 _step_figures: dict[str, float] = {}  # the figures of the last legacy advantage step, until the step is logged
 
@@ -43,11 +44,11 @@ def _wrap_log(original):
 
 
 def _patch_advantage(module: Any) -> None:
-    verl_shapes.wrap_once(module, "compute_advantage", _wrap_advantage)
+    wrap_once(module, "compute_advantage", _wrap_advantage)
 
 
 def _patch_log(module: Any) -> None:
-    verl_shapes.wrap_once(module.Tracking, "log", _wrap_log)
+    wrap_once(module.Tracking, "log", _wrap_log)
 
 
 def install() -> None:

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from . import verl_shapes
+from .patching import wrap_once
 from .tq_rows import fetch_components, padding_rows, scalar
 
 PADDING_COLUMN = "is_padding"
@@ -66,8 +67,8 @@ def _wrap_dump(original):
 
 
 def _patch(module: Any) -> None:
-    verl_shapes.wrap_once(module.PPOTrainer, "_log_rollout_data", _wrap_log)
-    verl_shapes.wrap_once(module.PPOTrainer, "_dump_generations", _wrap_dump)
+    wrap_once(module.PPOTrainer, "_log_rollout_data", _wrap_log)
+    wrap_once(module.PPOTrainer, "_dump_generations", _wrap_dump)
 
 
 def install() -> None:

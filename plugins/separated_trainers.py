@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 from . import metrics_bridge, verl_shapes
+from .patching import wrap_once
 
 
 def _wrap(original):
@@ -25,7 +26,7 @@ def _wrap(original):
 
 
 def _patch(module: Any) -> None:
-    verl_shapes.wrap_once(module.SeparateRayPPOTrainer, "_fit_compute_advantage", _wrap)
+    wrap_once(module.SeparateRayPPOTrainer, "_fit_compute_advantage", _wrap)
 
 
 def install() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics_bridge, reward_metrics, verl_shapes
+from .patching import wrap_once
 from .tq_rows import fetch_components, padding_rows, session_layout
 
 MODULE = verl_shapes.V1_ADVANTAGE.module
@@ -80,7 +81,7 @@ def _wrap(original):
 
 
 def _patch(module: Any) -> None:
-    verl_shapes.wrap_once(module.PPOTrainer, "_compute_advantage", _wrap)
+    wrap_once(module.PPOTrainer, "_compute_advantage", _wrap)
 
 
 def install() -> None:

@@ -43,7 +43,7 @@ def test_legacy_fit_computes_the_advantage_and_logs_its_metrics_where_we_hook():
     assert "from verl.utils.tracking import Tracking" in fit and "logger = Tracking(" in fit
     # the advantage step (a module global, looked up when called), then the step's one log of its metrics
     assert fit.index("batch = compute_advantage(") < fit.index("logger.log(data=metrics, step=self.global_steps)")
-    assert ray_trainer.compute_advantage.__gdpo_verl_wrapped__ and tracking.Tracking.log.__gdpo_verl_wrapped__
+    assert ray_trainer.compute_advantage.__gdpo_verl_patched__ and tracking.Tracking.log.__gdpo_verl_patched__
 
 
 def test_legacy_step_logs_this_steps_figures_once_and_nothing_stale(monkeypatch):
@@ -67,7 +67,7 @@ def test_v1_compute_advantage_shape_we_wrap():
     from verl.trainer.ppo.v1 import trainer_base
 
     method = trainer_base.PPOTrainer._compute_advantage
-    assert method.__gdpo_verl_wrapped__
+    assert method.__gdpo_verl_patched__
     original = method.__wrapped__
     assert list(inspect.signature(original).parameters) == ["self", "batch", "metrics"]
     src = inspect.getsource(original)

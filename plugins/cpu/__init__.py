@@ -7,7 +7,7 @@ CPU mode applies here, then arranges for each verl module concerned to be adjust
   workers inherit it from the driver). A host without an accelerator is never switched by itself: a CPU-only head
   node or reward worker of a GPU cluster keeps verl's own platform.
 * verl must have every piece the patches change (checked by shape, whatever its version, by
-  :mod:`gdpo_verl_plugins.verl_shapes`); a missing one stops the run at verl's import of it, naming the piece.
+  :mod:`.guard`); a missing one stops the run at verl's import of it, naming the piece.
 """
 
 from __future__ import annotations
@@ -15,20 +15,10 @@ from __future__ import annotations
 import logging
 import os
 
+from .mode import ENV, PROCESS_ENV, ROLLOUT_NAME, active
+
+__all__ = ["ENV", "PROCESS_ENV", "ROLLOUT_NAME", "active", "install"]
 logger = logging.getLogger("gdpo_verl")
-
-ENV = "GDPO_VERL_CPU"
-ROLLOUT_NAME = "hf_cpu"  # actor_rollout_ref.rollout.name for the transformers rollout
-# Environment the CPU run needs in every verl process (set only where the user has not set it).
-PROCESS_ENV = {
-    "VERL_PLATFORM": "cpu",  # pick our platform, whatever the probing order
-    "VERL_ENGINE_DEVICE": "cuda",  # verl registers its FSDP engines for cuda/npu only; they run on a CPU mesh
-}
-
-
-def active() -> bool:
-    """Whether CPU mode was asked for in this process (``GDPO_VERL_CPU=1``)."""
-    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _register_platform(module) -> None:
@@ -41,9 +31,9 @@ def install() -> bool:
     """Enable CPU training in this process if it applies; returns whether it did."""
     if not active():
         return False
-    from ..verl_shapes import guard_cpu
+    from .guard import guard
 
-    guard_cpu()
+    guard()
     from ..post_import import when_imported
     from . import patches as cpu_patches
 

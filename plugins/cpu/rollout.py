@@ -26,7 +26,7 @@ from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 from verl.workers.rollout.utils import ensure_async_iterator
 
-from . import ROLLOUT_NAME
+from .mode import ROLLOUT_NAME
 
 logger = logging.getLogger("gdpo_verl")
 
