@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from gdpo_verl.reward_stats import per_key_stats
+
 from .tq_rows import fetch_components, padding_rows, scalar, session_layout
 
 logger = logging.getLogger("gdpo_verl")
@@ -39,21 +41,18 @@ def _parse(text: str) -> float | None:
 
 
 def component_metrics(components: dict[str, list], final_rows: tuple[np.ndarray, np.ndarray] | None) -> dict:
-    """``gdpo/<key>/{mean,std,min,max}`` for every component with at least one number (``score`` left out)."""
-    out: dict[str, float] = {}
-    for key, values in components.items():
-        if key == "score" or any(isinstance(v, str) and _parse(v) is None for v in values):
-            continue  # verl's own score, or a text field of the reward function
-        arr = np.array([math.nan if (x := _number(v)) is None else x for v in values], dtype=np.float64)
-        if final_rows is not None:
-            arr = arr[final_rows[0]]
-        arr = arr[np.isfinite(arr)]
-        if arr.size:
-            out.update({f"gdpo/{key}/{name}": float(fn(arr)) for name, fn in _STATS})
-    return out
-
-
-_STATS = (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
+    """``gdpo/<key>/{mean,std,min,max}`` for every component with at least one number (``score`` left out), over
+    the rows that count (``final_rows``: each real session's final output), as the GDPO metrics."""
+    keys = [
+        key
+        for key, values in components.items()
+        if key != "score" and not any(isinstance(v, str) and _parse(v) is None for v in values)
+    ]  # not verl's own score, nor a text field of the reward function
+    if not keys:
+        return {}
+    columns = [[math.nan if (x := _number(v)) is None else x for v in components[key]] for key in keys]
+    values = np.asarray(columns, dtype=np.float64).T
+    return per_key_stats(keys, values if final_rows is None else values[final_rows[0]])
 
 
 def log_v1(tq: Any, batch: Any, metrics: dict) -> None:

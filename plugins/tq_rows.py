@@ -20,8 +20,11 @@ class TransferQueueReadError(RuntimeError):
 
 
 def unwrap(value: Any) -> Any:
-    """A TransferQueue cell without its NonTensorData wrapper."""
-    return getattr(value, "data", value)
+    """A TransferQueue cell without its tensordict wrapper (``NonTensorData``); any other value as it is (the
+    ``.data`` of a numpy scalar is its raw buffer, not a wrapped value)."""
+    if type(value).__module__.partition(".")[0] == "tensordict" and hasattr(value, "data"):
+        return value.data
+    return value
 
 
 def scalar(value: Any) -> Any:

@@ -338,3 +338,15 @@ def test_validation_dumps_are_left_as_verl_writes_them(tmp_path, monkeypatch):
         "step": 1,
         "acc": 1.0,
     }
+
+
+def test_cells_unwrap_tensordict_wrappers_but_not_numpy_scalars():
+    from gdpo_verl_plugins.reward_metrics import component_metrics
+    from gdpo_verl_plugins.tq_rows import scalar, unwrap
+    from tensordict import NonTensorData
+
+    assert unwrap(NonTensorData(data={"reward_extra_info": {"a": 1.0}})) == {"reward_extra_info": {"a": 1.0}}
+    assert scalar(np.float64(0.25)) == 0.25 and scalar(torch.tensor([0.0, 0.75])) == 0.75
+    # a reward function returning numpy scalars: its figures are logged like plain floats
+    figures = component_metrics({"a": [np.float64(1.0), np.float32(0.0), np.int64(1)]}, None)
+    assert figures["gdpo/a/mean"] == pytest.approx(2 / 3) and figures["gdpo/a/max"] == 1.0
