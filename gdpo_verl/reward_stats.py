@@ -16,14 +16,19 @@ STATS = ("mean", "std", "min", "max")
 def per_key_stats(keys: Sequence[str], values: Any) -> dict[str, float]:
     """``gdpo/<key>/<stat>`` for each column of ``values`` (rows x len(keys), any array-like of numbers, NaN for a
     missing value) over its finite values; ``std`` is the population one. A key without a finite value gives none."""
-    # one memory layout, so every caller's sums run in the same order and give the same bits
-    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1, len(keys)))
+    # one key per contiguous row: every caller's sums run in the same (pairwise) order and give the same bits
+    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1, len(keys)).T)
     finite = np.isfinite(arr)
-    count = finite.sum(axis=0)
+    count = finite.sum(axis=1)
+    if count.sum() < arr.size:  # missing values: 0 in the sums, out of min / max
+        low, high = np.where(finite, arr, np.inf), np.where(finite, arr, -np.inf)
+        arr = np.where(finite, arr, 0.0)
+    else:
+        low = high = arr
     per = np.maximum(count, 1)
-    mean = np.where(finite, arr, 0.0).sum(axis=0) / per
-    std = np.sqrt((np.where(finite, arr - mean, 0.0) ** 2).sum(axis=0) / per)
-    low = np.where(finite, arr, np.inf).min(axis=0, initial=np.inf)
-    high = np.where(finite, arr, -np.inf).max(axis=0, initial=-np.inf)
+    mean = arr.sum(axis=1) / per
+    centered = np.where(finite, arr - mean[:, None], 0.0)
+    std = np.sqrt(np.einsum("ij,ij->i", centered, centered) / per)
+    low, high = low.min(axis=1, initial=np.inf), high.max(axis=1, initial=-np.inf)
     table = np.stack([mean, std, low, high]).tolist()  # (stat, key), one conversion to Python floats
     return {f"gdpo/{key}/{stat}": table[s][k] for k, key in enumerate(keys) if count[k] for s, stat in enumerate(STATS)}
