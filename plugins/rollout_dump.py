@@ -4,7 +4,8 @@ verl's V1 ``PPOTrainer._log_rollout_data`` writes only the total ``score`` (and 
 separated trainers already write every ``reward_extra_info`` key. Wrapping it, the rows' components are read from
 TransferQueue (the same fields the estimator reads) and handed to verl's ``_dump_generations`` as extra columns, with
 ``is_padding`` marking verl's synthetic padding rows, so ``gdpo-verl analyze rollouts RUN/rollouts`` sees the rewards on
-every trainer path and for any estimator. Columns verl writes itself (``score``, ``uid``) are left as verl has them.
+every trainer path and for any estimator. Columns verl writes itself (``input``, ``output``, ``gts``, ``score``,
+``step``, ``uid``) are left as verl has them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .patching import wrap_once
 from .tq_rows import fetch_components, padding_rows, scalar
 
 PADDING_COLUMN = "is_padding"
+VERL_COLUMNS = ("input", "output", "gts", "score", "step")  # what verl's _write_generations writes itself
 # row key -> {column: value} for the dump verl is writing now
 _columns: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
     "gdpo_verl_rollout_columns", default=None
@@ -28,7 +30,6 @@ _columns: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars
 def row_columns(tq: Any, batch: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Each row's reward components (plain JSON values) and padding flag, by row key."""
     components = fetch_components(tq, batch, keys)
-    components.pop("score", None)  # verl writes the total itself
     padding = padding_rows(batch.tags)
     return {
         key: {**{k: scalar(col[i]) for k, col in components.items()}, PADDING_COLUMN: bool(padding[i])}
@@ -59,7 +60,7 @@ def _wrap_dump(original):
             reward_extra_infos_dict = dict(reward_extra_infos_dict)
             names = dict.fromkeys(name for key in row_keys for name in columns.get(key, {}))
             for name in names:
-                if name not in reward_extra_infos_dict:
+                if name not in reward_extra_infos_dict and name not in VERL_COLUMNS:
                     reward_extra_infos_dict[name] = [columns.get(key, {}).get(name) for key in row_keys]
         return original(self, inputs, outputs, gts, scores, reward_extra_infos_dict, dump_path)
 

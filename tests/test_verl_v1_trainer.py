@@ -299,6 +299,8 @@ def test_v1_rollout_dump_holds_each_rows_components_and_analyze_reads_them(tmp_p
     keys, comps, lengths = single_output_batch(8)
     fake = FakeTransferQueue()
     store(fake, keys, comps, lengths)
+    for key in keys:  # reward extra values named like verl's own columns do not replace them
+        fake.rows[("train", key)]["extra_fields"]["reward_extra_info"].update(score=-5.0, output="spoof", step=99)
     padded = _padded(fake, keys, 16, monkeypatch)
     monkeypatch.setattr(trainer_base, "tq", fake)
     t = trainer(adv_estimator="grpo")
@@ -311,7 +313,8 @@ def test_v1_rollout_dump_holds_each_rows_components_and_analyze_reads_them(tmp_p
     assert set(rows) == set(padded.keys)
     for key, (f, c) in zip(keys, comps, strict=True):
         assert (rows[key]["format"], rows[key]["correct"], rows[key]["is_padding"]) == (f, c, False)
-        assert rows[key]["score"] == pytest.approx(f + c)  # verl's own column, untouched
+        assert rows[key]["score"] == pytest.approx(f + c) and rows[key]["step"] == 1  # verl's own columns
+        assert rows[key]["output"] == " ".join(str(i) for i in range(1, lengths[keys.index(key)] + 1))
     assert sum(r["is_padding"] for r in rows.values()) == len(padded.keys) - len(keys)
 
     reference = tmp_path / "reference"
