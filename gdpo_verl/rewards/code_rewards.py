@@ -34,6 +34,7 @@ _TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _PY_TAGS = ("python", "py", "python3")
 BACKENDS = ("local", "sandbox_fusion")
 unsupported_tests: Counter[str] = Counter()  # why an assert could not be judged -> count (this process)
+verdict_errors: Counter[str] = Counter()  # exceptions the verdict raised on a program's output -> count
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,27 @@ def _subset(spec: dict, max_tests: int | None) -> dict:
 
 
 def _judge(mode: str, r: CaseResult, expected) -> str:
-    """One case's status from what the sandbox returned; ``expected`` never left this process."""
+    """One case's status from what the sandbox returned; ``expected`` never left this process. Whatever the program
+    returned, this gives a status: an output the verdict cannot handle is the program's ``error``, never a raise."""
+    try:
+        return _judge_case(mode, r, expected)
+    except v.Unsupported as e:  # the test's own form
+        _count_unsupported(str(e))
+        return "unsupported"
+    except v.TooLarge:  # the program's values pushed the parent-side evaluation past its bounds
+        return "error"
+    except Exception as e:  # noqa: BLE001 - any other failure on a program's output scores it 0, counted
+        kind = type(e).__name__
+        verdict_errors[kind] += 1
+        if verdict_errors[kind] == 1:
+            logger.warning("code suite: the verdict failed on a program output (%s: %.200s); scored as error", kind, e)
+        return "error"
+
+
+def _judge_case(mode: str, r: CaseResult, expected) -> str:
     if r.timed_out or r.signal in (signal.SIGXCPU, signal.SIGKILL):
         return "timeout"
-    if r.output_truncated or r.signal is not None:
+    if r.output_truncated or r.signal is not None or r.failed:
         return "error"
     if mode == "stdio":
         return "error" if r.exit != 0 else ("pass" if v.stdio_equal(r.stdout, expected) else "wrong")
@@ -125,11 +143,7 @@ def _judge(mode: str, r: CaseResult, expected) -> str:
         return "pass" if v.call_equal(got, expected) else "wrong"
     if not isinstance(got, list):
         return "wrong"
-    try:
-        return "pass" if v.condition_holds(expected, got) else "wrong"
-    except v.Unsupported as e:  # e.g. a power too large to compute here
-        _count_unsupported(str(e))
-        return "unsupported"
+    return "pass" if v.condition_holds(expected, got) else "wrong"
 
 
 def _compile_error(results: list[CaseResult]) -> str | None:
