@@ -51,16 +51,17 @@ def test_memory_limit_holds_for_the_whole_process_tree():
 
 def test_processes_join_a_limited_cgroup():
     _needs_cgroup()
-    code = """
-for line in open('/proc/self/cgroup'):
-    _, ctrl, path = line.strip().split(':', 2)
-    if ctrl in ('pids', 'memory'):
-        d = '/sys/fs/cgroup/' + ctrl + path
-        f = 'pids.max' if ctrl == 'pids' else 'memory.limit_in_bytes'
-        print(ctrl, path.rsplit('/', 1)[-1].startswith('gdpo_sbx_'), open(d + '/' + f).read().strip())
-"""
-    res = run_python(code, limits=Limits(memory_mb=300, nproc=7))
-    assert "pids True 7" in res.stdout and f"memory True {300 << 20}" in res.stdout, res.stdout + res.stderr
+    res = run_python("print(open('/proc/self/cgroup').read())", limits=Limits(memory_mb=300, nproc=7))
+    seen = {}
+    for line in res.stdout.split():  # /sys is not in the sandbox's root: read the limits from here
+        _, ctrl, path = line.strip().split(":", 2)
+        if ctrl in ("pids", "memory", "cpu"):
+            assert path.rsplit("/", 1)[-1].startswith("gdpo_sbx_"), line
+            f = {"pids": "pids.max", "memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us"}[ctrl]
+            seen[ctrl] = open(f"/sys/fs/cgroup/{ctrl}{path}/{f}").read().strip()
+    assert seen["pids"] == "7" and seen["memory"] == str(300 << 20), (seen, res.stdout + res.stderr)
+    if describe()["cpu_controller"]:
+        assert seen["cpu"] == "100000"  # one core per sandbox
 
 
 def test_work_directory_is_a_size_limited_tmpfs():

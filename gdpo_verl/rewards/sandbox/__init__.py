@@ -46,6 +46,7 @@ class CaseResult:
     stderr: str
     record: str | None
     wall_s: float = 0.0
+    failed: bool = False  # the case broke something around it (its cleanup did not finish): an error of the program
 
     @property
     def exited_ok(self) -> bool:
@@ -62,6 +63,7 @@ class CaseResult:
             stderr=str(d.get("stderr") or ""),
             record=d.get("record"),
             wall_s=float(d.get("wall_s") or 0.0),
+            failed=bool(d.get("failed")),
         )
 
 
@@ -80,8 +82,8 @@ def run_cases(
         "cases": cases,
         "limits": {k: getattr(limits, k) for k in limits.__dataclass_fields__},
     }
-    timeout = len(cases) * (limits.wall_s + 2.0) + 15.0
-    resp = run_request(req, limits.tmpfs_mb, timeout)
+    timeout = min(len(cases) * (limits.wall_s + 2.0), limits.total_s + limits.wall_s) + 15.0
+    resp = run_request(req, timeout)
     if "error" in resp or len(resp.get("results", [])) != len(cases):
         raise SandboxUnavailable(f"sandbox server could not run the request: {resp.get('error')}")
     return [CaseResult.from_wire(r) for r in resp["results"]]
