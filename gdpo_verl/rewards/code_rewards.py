@@ -226,19 +226,33 @@ def run_tests(
     sandbox_fusion_url: str | None = None,
     concurrency: int = 8,
     request_timeout_s: float = 30.0,
+    max_total_s: float = 60.0,
 ) -> TestReport | None:
-    """Run the response's code on the tests; None when the response has no code block."""
+    """Run the response's code on the tests; None when the response has no code block. ``max_total_s`` bounds the
+    time of all its cases together (tests past it count as timed out), so that a program that times out on many
+    tests scores 0 instead of running into the manager's per-call timeout (NaN)."""
     backend_key = _backend(backend, sandbox_fusion_url, concurrency, request_timeout_s)
     code = extract_code(solution_str)
     if code is None:
         return None
     spec = _subset(parse_tests(ground_truth), max_tests)
-    limits = Limits(wall_s=per_test_s + 1.0, cpu_s=max(1, math.ceil(per_test_s)), memory_mb=memory_mb)
+    limits = Limits(
+        wall_s=per_test_s + 1.0, cpu_s=max(1, math.ceil(per_test_s)), memory_mb=memory_mb, total_s=float(max_total_s)
+    )
     return _run_cached(code, json.dumps(spec, sort_keys=True), limits, backend_key)
 
 
 _RUN_KWARGS = frozenset(
-    {"per_test_s", "memory_mb", "max_tests", "backend", "sandbox_fusion_url", "concurrency", "request_timeout_s"}
+    {
+        "per_test_s",
+        "memory_mb",
+        "max_tests",
+        "backend",
+        "sandbox_fusion_url",
+        "concurrency",
+        "request_timeout_s",
+        "max_total_s",
+    }
 )
 _CALL_KWARGS = frozenset({"data_source", "extra_info", "num_tokens"})  # what the manager passes every function
 
@@ -287,9 +301,13 @@ def self_test(**kwargs) -> None:
         raise RuntimeError(f"code sandbox self-test: a wrong program was not judged wrong (status {bad.status})")
 
 
-def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
+TIMEOUT_MARGIN_S = 15.0  # start-up and scheduling slack between the code budget and the manager's per-call timeout
+
+
+def startup_check(rewards, allow_weak_sandbox: bool = False, default_timeout_s: float | None = None) -> None:
     """At manager start, when a code reward is configured: record the weak-sandbox choice, refuse weak isolation
-    unless allowed, log what isolation the sandbox has, and run :func:`self_test` for each distinct kwargs."""
+    unless allowed, refuse a per-call timeout a program could run into, log what isolation the sandbox has, and run
+    :func:`self_test` for each distinct kwargs."""
     from . import sandbox
 
     specs = [r for r in rewards if r.fn in CODE_FNS]
@@ -299,6 +317,14 @@ def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
     seen: list[dict] = []
     for s in specs:
         kwargs = _run_kwargs(dict(s.kwargs))  # a misspelt kwarg stops the run here, not at the first rollout
+        timeout = s.timeout_s or default_timeout_s
+        budget = float(kwargs.get("max_total_s", 60.0))
+        if timeout is not None and timeout < budget + TIMEOUT_MARGIN_S:
+            raise ValueError(
+                f"reward {s.name!r}: timeout_s={timeout:g} is shorter than its code budget max_total_s={budget:g} + "
+                f"{TIMEOUT_MARGIN_S:g} s: a program that runs out the budget would hit the timeout and score NaN "
+                f"instead of 0. Raise timeout_s or lower kwargs.max_total_s"
+            )
         if kwargs in seen:
             continue
         seen.append(kwargs)
@@ -319,3 +345,44 @@ def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
                 else "",
             )
         self_test(**kwargs)
+
+
+class CodeRewardsFailing(RuntimeError):
+    """Too many code rewards of a window were NaN: the sandbox fails (a program cannot cause a NaN)."""
+
+
+class NanGuard:
+    """Counts NaN code rewards over windows of ``window`` scored samples and raises CodeRewardsFailing when more
+    than ``max_share`` of a window's code reward values are NaN (``max_share`` 1 never stops)."""
+
+    def __init__(self, max_share: float, window: int) -> None:
+        self.max_share, self.window = max_share, window
+        self._reset()
+
+    def _reset(self) -> None:
+        self.samples = self.values = self.nans = 0
+        self.causes: Counter[str] = Counter()
+        self.last = ""
+
+    def record(self, outcomes: list[tuple[str, str | None, str | None]]) -> None:
+        """One sample's code rewards as (name, NaN cause or None, message)."""
+        if not outcomes:
+            return
+        self.samples += 1
+        self.values += len(outcomes)
+        for name, cause, msg in outcomes:
+            if cause is not None:
+                self.nans += 1
+                self.causes[f"{name}: {cause}"] += 1
+                self.last = f"{name}: {cause}: {msg}"
+        if self.samples < self.window:
+            return
+        nans, values, causes, last = self.nans, self.values, dict(self.causes), self.last
+        self._reset()
+        if nans > self.max_share * values:
+            raise CodeRewardsFailing(
+                f"{nans} of {values} code reward values of the last {self.window} samples are NaN ({causes}; last: "
+                f"{last[:300]}). A NaN code reward means the sandbox failed (it could not start or died), which no "
+                "program can cause; training on would drop these samples silently. Fix the sandbox (see the first "
+                "WARNING of this cause), or raise reward.gdpo_multi.max_code_nan_share (1 never stops)"
+            )
