@@ -90,9 +90,12 @@ def create(name: str) -> tuple[dict | None, str]:
         return None, f"cannot create a cgroup: {e}"
 
 
-def open_dirs(cg: dict) -> dict[str, int]:
-    """Descriptors of the cgroup's directories (path -> fd), usable after the caller's root changes."""
-    return {d: os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in set(cg["dirs"].values())}
+def open_dirs(cg: dict) -> None:
+    """Keep descriptors of the cgroup's directories and of their parents in ``cg`` (``fds``, ``parent_fds``: path
+    -> fd), so that it can be used and removed after the caller's root changes."""
+    dirs = set(cg["dirs"].values())
+    cg["fds"] = {d: os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs}
+    cg["parent_fds"] = {d: os.open(os.path.dirname(d), os.O_RDONLY | os.O_DIRECTORY) for d in dirs}
 
 
 def _at(cg: dict, ctrl: str, name: str) -> tuple[str, int | None]:
@@ -165,8 +168,12 @@ def join(cg: dict) -> None:
 
 
 def remove(cg: dict | None) -> None:
+    parents = (cg or {}).get("parent_fds") or {}
     for d in set((cg or {}).get("dirs", {}).values()):
         try:
-            os.rmdir(d)
+            if d in parents:
+                os.rmdir(os.path.basename(d), dir_fd=parents[d])
+            else:
+                os.rmdir(d)
         except OSError:
             pass

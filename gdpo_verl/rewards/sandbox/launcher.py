@@ -163,7 +163,7 @@ class Server:
             kernel.drop_bounding_set(kernel.last_cap())
         kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # case processes are reparented here, not to init
         if self.cgroup is not None:  # reachable after the root changes
-            self.cgroup["fds"] = cgroups.open_dirs(self.cgroup)
+            cgroups.open_dirs(self.cgroup)
         self.work_root = None
         self.bound: list[str] = []
         if self.namespaced:
@@ -418,8 +418,8 @@ class Server:
 
     def _parent_gone(self) -> None:
         """End of our stdin while a case runs: the parent gave up or died. Kill everything, exit."""
-        if self.cgroup is not None:
-            self._kill_cgroup(1.0)
+        if self.cgroup is not None and self._kill_cgroup(1.0):
+            cgroups.remove(self.cgroup)
         os._exit(0)
 
     def _supervise(self, pid: int, fds: tuple[int, int, int], lim: dict, start: float, wall: float) -> dict:
