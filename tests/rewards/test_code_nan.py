@@ -114,3 +114,12 @@ def test_a_sandbox_that_stops_working_stops_the_run(monkeypatch, tmp_path):
     finally:
         s.close()
         sandbox.shutdown()
+
+
+def test_a_failed_case_setup_is_the_sandboxs_failure_and_a_program_cannot_forge_it():
+    if sandbox.isolation_mode() != "namespaces":
+        pytest.skip("the per-case tmpfs exists with namespaces only")
+    with pytest.raises(sandbox.SandboxUnavailable, match="case setup failed.*mount"):
+        sandbox.run_python("print(1)", limits=sandbox.Limits(tmpfs_mb=-1))  # the mount fails before any program
+    forged = "import os\nos.write(4, b'ok')\nos.write(2, b'case setup failed')\nos._exit(125)"
+    assert c.run_tests(f"```python\n{forged}\n```", GT).status == ("error", "error")  # its own failure: 0

@@ -222,7 +222,20 @@ class Server:
 
     # --- one case process ----------------------------------------------------------------------------------------
     def _case(self, fds: list[int]) -> None:
-        """Runs in the case process: ``fds`` = stdin, stdout, stderr, record, request (its program and case)."""
+        """Runs in the case process: ``fds`` = stdin, stdout, stderr, record, request (its program and case), setup
+        status. The setup either writes ``ok`` to the status pipe and closes it just before the program runs, or
+        writes why it failed: a failure before the program exists is the sandbox's, which the program cannot forge."""
+        try:
+            code, mode, case, fn_name, wd = self._setup(fds)
+            os.write(4, b"ok")
+            os.close(4)
+        except BaseException as e:  # noqa: BLE001 - reported to the server as the sandbox's own failure
+            os.write(fds[5], f"{type(e).__name__}: {e}"[:1000].encode() or b"?")  # fd 4 once it has been moved
+            os._exit(125)
+        sys.addaudithook(audit.make_hook(wd))
+        runner.run_case(code, mode, case, fn_name)
+
+    def _setup(self, fds: list[int]) -> tuple:
         os.setsid()
         with open(fds[4], "rb") as f:
             req = json.loads(f.read())
@@ -237,9 +250,10 @@ class Server:
             wd = req["wd"]
         if self.cgroup is not None:
             cgroups.join(self.cgroup)
-        for target, fd in enumerate(fds[:4]):
+        for target, fd in enumerate([*fds[:4], fds[5]]):  # received fds are >= 3 + their index: no clobbering
             os.dup2(fd, target)
-        os.closerange(4, _MAX_FD)
+        fds[5] = 4  # the setup status pipe
+        os.closerange(5, _MAX_FD)
         os.chdir(wd)
         os.environ.clear()
         os.environ.update({"HOME": wd, "TMPDIR": wd, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
@@ -258,7 +272,7 @@ class Server:
             os.setgid(self.uid)
             os.setuid(self.uid)
             if 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()):
-                os._exit(125)
+                raise OSError("the sandbox uid kept root's ids")
         kernel.no_new_privs()
         if self.seccomp is not None:
             kernel.load_filter(self.seccomp)
@@ -266,13 +280,10 @@ class Server:
         sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
         sys.argv = ["solution.py"]
-        sys.addaudithook(audit.make_hook(wd))
-        code, mode, case, fn_name = req["code"], req["mode"], req["case"], req.get("fn_name")
-        del req, f
-        runner.run_case(code, mode, case, fn_name)
+        return req["code"], req["mode"], req["case"], req.get("fn_name"), wd
 
     # --- supervision and cleanup (this server) -----------------------------------------------------------------
-    def _spawn(self, payload: bytes, stdin: bytes) -> tuple[int, tuple[int, int, int]]:
+    def _spawn(self, payload: bytes, stdin: bytes) -> tuple[int, tuple[int, int, int], int]:
         memfds = []
         for data in (stdin, payload):
             fd = os.memfd_create("gdpo_case", os.MFD_CLOEXEC)
@@ -284,7 +295,8 @@ class Server:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         rec_r, rec_w = os.pipe()
-        sent = [memfds[0], out_w, err_w, rec_w, memfds[1]]
+        setup_r, setup_w = os.pipe()
+        sent = [memfds[0], out_w, err_w, rec_w, memfds[1], setup_w]
         try:
             socket.send_fds(self.zsock, [b"c"], sent)
         finally:
@@ -296,7 +308,7 @@ class Server:
         (pid,) = _PID.unpack(data) if len(data) == _PID.size else (0,)
         if pid <= 0:
             raise RuntimeError("the zygote could not start a case process")
-        return pid, (out_r, err_r, rec_r)
+        return pid, (out_r, err_r, rec_r), setup_r
 
     def _kill_all(self, pid: int) -> bool:
         """Kill every process the case left; False when that could not be made sure of."""
@@ -401,10 +413,18 @@ class Server:
             if self.uid is not None:
                 os.chown(wd, self.uid, self.uid)
         start = time.monotonic()
-        pid, fds = self._spawn(json.dumps(body).encode(), case.get("stdin", "").encode())
+        pid, fds, setup_r = self._spawn(json.dumps(body).encode(), case.get("stdin", "").encode())
         try:
             result = self._supervise(pid, fds, lim, start, wall)
+            os.set_blocking(setup_r, False)
+            try:
+                setup = os.read(setup_r, 1024)
+            except BlockingIOError:
+                setup = b""
+            if setup != b"ok":  # the program never ran: the sandbox failed, not the program
+                raise RuntimeError(f"case setup failed: {setup.decode('utf-8', 'replace') or 'did not finish'}")
         finally:
+            os.close(setup_r)
             clean = self._kill_all(pid)
             if wd is not None:
                 clean = self._remove_weak_workdir(wd) and clean
