@@ -22,28 +22,35 @@ pytestmark = [
     pytest.mark.skipif(isolation_mode() != "namespaces", reason="needs root + unshare"),
 ]
 REPO = Path(__file__).resolve().parents[2]
-SEARCH = (
+SEARCH = (  # where training data usually is first (caches, checkouts, data mounts), data-like files only
     SCAN
     + """
 import os
 budget = 64 << 20
-for top, dirs, files in os.walk('/'):
-    if top.startswith('/proc'):
-        dirs[:] = []
-        continue
-    for name in files:
-        p = os.path.join(top, name)
-        try:
-            if os.path.islink(p) or os.path.getsize(p) > (2 << 20) or budget <= 0:
+def search(root):
+    global budget
+    for top, dirs, files in os.walk(root):
+        if top.startswith(('/proc', '/sys', '/usr')):
+            dirs[:] = []
+            continue
+        for name in files:
+            if not name.endswith(('.arrow', '.parquet', '.json', '.jsonl', '.csv', '.txt')):
                 continue
-            with open(p, 'rb') as f:
-                data = f.read()
-            budget -= len(data)
-            look(data)
-        except OSError:
-            pass
-    if FOUND:
-        break
+            p = os.path.join(top, name)
+            try:
+                if os.path.islink(p) or os.path.getsize(p) > (2 << 20) or budget <= 0:
+                    continue
+                with open(p, 'rb') as f:
+                    data = f.read()
+                budget -= len(data)
+                look(data)
+            except OSError:
+                pass
+            if FOUND:
+                return
+for root in ('/root/.cache', '/home', '/work', '/data', '/mnt', '/srv', '/opt', '/tmp', '/root', '/'):
+    if not FOUND:
+        search(root)
 """
     + FOUND
 )
