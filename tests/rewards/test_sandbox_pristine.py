@@ -78,15 +78,23 @@ except OSError:
 """
     + FOUND
 )
-CTYPES_HEAP = (
+CTYPES_HEAP = (  # the audit hook reads its block list at call time: empty it, then read every writable mapping
     SCAN
     + """
+import sys
+try:
+    sys.modules['audit']._BLOCKED_EVENTS = ('-',)
+except Exception:
+    pass
 try:
     import ctypes
+    budget = 512 << 20
     for line in open('/proc/self/maps'):
-        if '[heap]' in line:
-            lo, hi = (int(x, 16) for x in line.split()[0].split('-'))
-            look(ctypes.string_at(lo, min(hi - lo, 256 << 20)))
+        parts = line.split()
+        lo, hi = (int(x, 16) for x in parts[0].split('-'))
+        if parts[1].startswith('rw') and hi - lo <= budget:
+            budget -= hi - lo
+            look(ctypes.string_at(lo, hi - lo))
 except Exception:
     pass
 """
@@ -108,7 +116,7 @@ def test_attacks_do_find_what_the_case_itself_holds():
     """Control: each scan finds the token when the case's own program holds it (so a 0 above means absence)."""
     planted = "PLANTED = 'SECRET' + '0123456789ab'\n"
     for name, body in ATTACKS.items():
-        if name in ("ctypes_heap", "memory_read"):
-            continue  # ctypes is refused by the audit hook; /proc/self/mem of a process that changed uid is root's
+        if name == "memory_read":
+            continue  # /proc/self/mem of a process that changed its uid is root's
         ((p, _, _),) = score_group([planted + body], gt={"inputs": ["1 2\n"], "outputs": ["SECRET0123456789ab3\n"]})
         assert p == 1.0, name
