@@ -14,7 +14,7 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(isolation_mode() != "namespaces", reason="needs root + unshare"),
 ]
-N = 1_500_000  # about 0.2 s of CPU in CPython
+N = 4_000_000  # about 0.5 s of CPU in CPython: beside the storms without a CPU share it timed out
 BUSY = "n = int(input())\nprint(sum(i * i % 7 for i in range(n)))"
 STORM = """
 import os
@@ -35,7 +35,7 @@ def test_cpu_bound_program_scores_the_same_beside_fork_storms():
     if not describe()["cpu_controller"]:
         pytest.skip("no cpu cgroup controller here (the sandbox warned at start)")
     gt = {"inputs": [f"{N}\n"], "outputs": [f"{sum(i * i % 7 for i in range(N))}\n"]}
-    kw = {"gt": gt, "per_test_s": 3, "max_workers": 4}
+    kw = {"gt": gt, "per_test_s": 4, "max_workers": 4}
     check_group([BUSY], {0}, score_group([BUSY], **kw))  # alone
     bodies = [STORM, STORM, STORM, BUSY, STORM, STORM, STORM, BUSY]  # four at a time: one honest beside three storms
     check_group(bodies, {3, 7}, score_group(bodies, **kw))
