@@ -148,3 +148,31 @@ def test_a_scorer_that_dies_takes_its_cases_with_it():
     finally:
         child.kill()
         child.wait()
+
+
+MQ_PLANT = r"""
+import sys
+sys.modules['audit']._BLOCKED_EVENTS = ('-',)  # the audit hook is no boundary: ctypes after emptying its list
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+q = libc.mq_open(b'/gdpo_left', os.O_CREAT | os.O_RDWR, 0o666, None)
+msg = b'SECRET0123456789ab'
+print('planted', q >= 0 and libc.mq_send(q, msg, len(msg), 0) == 0)
+"""
+MQ_READ = r"""
+import sys
+sys.modules['audit']._BLOCKED_EVENTS = ('-',)
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+q = libc.mq_open(b'/gdpo_left', os.O_RDWR, 0, None)
+buf = ctypes.create_string_buffer(8192)
+n = libc.mq_receive(q, buf, 8192, None) if q >= 0 else -1
+print('got', buf.raw[: max(n, 0)])
+"""
+
+
+def test_a_posix_message_queue_does_not_reach_the_next_response():
+    (a,) = run_cases(MQ_PLANT, "script", [{"stdin": ""}], Limits())
+    (b,) = run_cases(MQ_READ, "script", [{"stdin": ""}], Limits())  # the same server, the next request
+    assert "planted True" in a.stdout, a.stdout + a.stderr
+    assert b.stdout.strip() == "got b''", b.stdout + b.stderr

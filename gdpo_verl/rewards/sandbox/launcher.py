@@ -551,6 +551,7 @@ def main() -> None:
             "seccomp_error": server.seccomp_error,
             "pid1": os.getpid() == 1,
             "root": server.bound,
+            "work_root": server.work_root,
         },
     )
     try:

@@ -152,6 +152,12 @@ class SandboxServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        work_root = getattr(self, "info", {}).get("work_root")
+        if work_root:  # the weak fallback's work directories on the host (the killed server could not remove them)
+            try:
+                shutil.rmtree(work_root, ignore_errors=True)
+            except RecursionError:
+                pass
         for f in (self.proc.stdin, self.proc.stdout, self._err):
             try:
                 f.close()
