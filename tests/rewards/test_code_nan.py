@@ -62,6 +62,7 @@ time.sleep(60)
 }
 
 
+@pytest.mark.skipif(sandbox.isolation_mode() != "namespaces", reason="floods and deep trees need the per-case tmpfs")
 def test_program_failures_score_zero_never_nan():
     gt = {**GT, "inputs": GT["inputs"] * 3, "outputs": GT["outputs"] * 3}  # 6 tests: a time-out on each is 6 x 2 s
     bodies = [HONEST]
