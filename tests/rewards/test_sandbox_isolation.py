@@ -248,3 +248,34 @@ def test_stale_cgroups_of_killed_processes_are_swept():
     finally:
         cgroups.remove(stale)
         cgroups.remove(foreign)
+
+
+def _own_cgroups() -> set[str]:
+    from gdpo_verl.rewards.sandbox import cgroups
+
+    mine = f"{cgroups.PREFIX}{cgroups.owner_tag()}_{os.getpid()}_"
+    found = set()
+    for top in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"):
+        for dirpath, dirs, _ in os.walk(top):
+            found |= {os.path.join(dirpath, d) for d in dirs if d.startswith(mine)}
+            if dirpath.count("/") > 8:
+                dirs[:] = []
+    return found
+
+
+@pytest.mark.parametrize("failing", ["tempfile.TemporaryFile", "subprocess.Popen"])
+def test_a_server_that_cannot_start_leaves_no_cgroup(monkeypatch, failing):
+    _needs_cgroup()
+    from gdpo_verl.rewards.sandbox import server
+
+    server.shutdown()  # idle servers keep their cgroups: compare against a clean slate
+    before = _own_cgroups()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    module, name = failing.split(".")
+    monkeypatch.setattr(getattr(server, module), name, fail)
+    with pytest.raises((OSError, server.SandboxUnavailable)):
+        server.SandboxServer()
+    assert _own_cgroups() == before
