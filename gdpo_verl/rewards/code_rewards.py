@@ -172,8 +172,8 @@ def _plans(asserts: list[str]) -> list[v.AssertPlan | None]:
 
 
 def execute(code: str, mode: str, cases: list[dict], limits: Limits, fn_name: str | None, backend: tuple):
-    if backend[0] == "local":
-        return run_cases(code, mode, cases, limits, fn_name)
+    if backend[0] == "local":  # ("local", *packages the code may import)
+        return run_cases(code, mode, cases, limits, fn_name, packages=backend[1:])
     from .sandbox.fusion import FusionClient
 
     return FusionClient.get(*backend[1:]).run_cases(code, mode, cases, limits, fn_name)
@@ -206,9 +206,17 @@ def _run_cached(code: str, tests_json: str, limits: Limits, backend: tuple) -> T
     return TestReport(tuple(status), _compile_error(results), failing[0] if failing else None)
 
 
-def _backend(backend: str, sandbox_fusion_url: str | None, concurrency: int, request_timeout_s: float) -> tuple:
+def _backend(
+    backend: str, sandbox_fusion_url: str | None, concurrency: int, request_timeout_s: float, packages
+) -> tuple:
     if backend == "local":
-        return ("local",)
+        names = sorted({str(p) for p in packages or ()})
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise ValueError(f"code suite: sandbox_packages {bad}: give top-level package names, e.g. [numpy]")
+        return ("local", *names)
+    if packages:
+        raise ValueError("code suite: sandbox_packages applies to backend=local (a SandboxFusion service has its own)")
     if backend == "sandbox_fusion":
         if not sandbox_fusion_url:
             raise ValueError("code suite: backend=sandbox_fusion needs kwargs.sandbox_fusion_url")
@@ -227,11 +235,13 @@ def run_tests(
     concurrency: int = 8,
     request_timeout_s: float = 30.0,
     max_total_s: float = 60.0,
+    sandbox_packages: list[str] | tuple[str, ...] = (),
 ) -> TestReport | None:
     """Run the response's code on the tests; None when the response has no code block. ``max_total_s`` bounds the
     time of all its cases together (tests past it count as timed out), so that a program that times out on many
-    tests scores 0 instead of running into the manager's per-call timeout (NaN)."""
-    backend_key = _backend(backend, sandbox_fusion_url, concurrency, request_timeout_s)
+    tests scores 0 instead of running into the manager's per-call timeout (NaN). ``sandbox_packages``: installed
+    top-level packages the code may import (local backend; none by default: the standard library only)."""
+    backend_key = _backend(backend, sandbox_fusion_url, concurrency, request_timeout_s, sandbox_packages)
     code = extract_code(solution_str)
     if code is None:
         return None
@@ -252,9 +262,20 @@ _RUN_KWARGS = frozenset(
         "concurrency",
         "request_timeout_s",
         "max_total_s",
+        "sandbox_packages",
     }
 )
 _CALL_KWARGS = frozenset({"data_source", "extra_info", "num_tokens"})  # what the manager passes every function
+
+
+def _backend_kwargs(kwargs: dict) -> dict:
+    return {
+        "backend": kwargs.get("backend", "local"),
+        "sandbox_fusion_url": kwargs.get("sandbox_fusion_url"),
+        "concurrency": kwargs.get("concurrency", 8),
+        "request_timeout_s": kwargs.get("request_timeout_s", 30.0),
+        "packages": kwargs.get("sandbox_packages", ()),
+    }
 
 
 def _run_kwargs(kwargs: dict) -> dict:
@@ -331,7 +352,7 @@ def startup_check(rewards, allow_weak_sandbox: bool = False, default_timeout_s: 
         if kwargs.get("backend", "local") == "local":
             sandbox.require_isolation()
             try:
-                info = sandbox.describe()
+                info = sandbox.describe(_backend(**_backend_kwargs(kwargs))[1:])
             except sandbox.SandboxUnavailable as e:
                 raise RuntimeError(f"code sandbox self-test: the sandbox cannot run code: {e}") from e
             weak = info["isolation"] != "namespaces" or info["cgroup"] is None or not info["seccomp"]

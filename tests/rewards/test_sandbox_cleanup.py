@@ -94,7 +94,7 @@ def test_a_server_that_answers_with_an_error_is_retired():
     resp = server.run_request({"cases": [{}], "limits": {}}, 30)  # malformed: the server answers with an error
     assert "error" in resp
     assert s.proc.poll() is not None  # killed, not back in the pool
-    assert s not in server._idle.get("namespaces", [])
+    assert all(s not in pool for pool in server._idle.values())
 
 
 SLEEPER = """

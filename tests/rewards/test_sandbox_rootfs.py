@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from code_group import FOUND, GT, HONEST, SCAN, TOKEN, check_group, score_group
 
-from gdpo_verl.rewards.sandbox import describe, isolation_mode, run_python
+from gdpo_verl.rewards.sandbox import describe, isolation_mode, run_cases, run_python
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -116,3 +116,19 @@ def test_the_root_holds_only_what_python_needs():
     assert not any(p.startswith((str(REPO), str(Path.home() / ".cache"))) for p in paths)
     assert not any("site-packages" in p or "dist-packages" in p for p in paths if not p.endswith("-packages"))
     assert TOKEN not in res.stdout
+
+
+def test_named_packages_and_only_those_are_importable():
+    import importlib.util
+
+    if importlib.util.find_spec("numpy") is None:
+        pytest.skip("numpy is not installed")
+    use = "import numpy\nprint(int(numpy.arange(4).sum()))"
+    (without,) = run_cases(use, "script", [{"stdin": ""}])
+    assert "ModuleNotFoundError" in without.stderr, without.stdout + without.stderr
+    (ok,) = run_cases(use, "script", [{"stdin": ""}], packages=("numpy",))
+    assert ok.stdout == "6\n", ok.stderr
+    site = os.path.dirname(os.path.dirname(importlib.util.find_spec("numpy").origin))
+    show = f"import os, json\nprint(json.dumps(os.listdir({site!r})))"
+    (listing,) = run_cases(show, "script", [{"stdin": ""}], packages=("numpy",))
+    assert set(json.loads(listing.stdout)) <= {"numpy", "numpy.libs"}, listing.stdout + listing.stderr

@@ -24,6 +24,7 @@ holds an expected output. When its parent goes away (end of its stdin), it stops
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import platform
@@ -102,9 +103,28 @@ def root_view() -> tuple[list[str], list[str], list[str]]:
     return dirs, files, [h for h in hidden if os.path.isdir(h)]
 
 
-def enter_new_root() -> list[str]:
-    """Move this process (and its mount namespace) into the minimal root; return the directories bound."""
+def package_view(names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(directories, files, import roots) of the named top-level packages the sandboxed code may import: each
+    package's directory (or module file) and the vendored libraries of its wheel (``<name>.libs``)."""
+    dirs, files, roots = [], [], []
+    for name in names:
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
+        where = (list(spec.submodule_search_locations or []) or [spec.origin]) if spec is not None else [None]
+        if not where[0] or not os.path.exists(where[0]):
+            raise ModuleNotFoundError(f"sandbox package {name!r} is not installed for {sys.executable}")
+        path = os.path.realpath(where[0])
+        (dirs if os.path.isdir(path) else files).append(path)
+        libs = os.path.join(os.path.dirname(path), f"{name}.libs")
+        if os.path.isdir(libs):
+            dirs.append(os.path.realpath(libs))
+        roots.append(os.path.dirname(path))
+    return dirs, files, roots
+
+
+def enter_new_root(packages: list[str]) -> list[str]:
+    """Move this process (and its mount namespace) into the minimal root; return what is bound."""
     dirs, files, hidden = root_view()
+    pkg_dirs, pkg_files, pkg_roots = package_view(packages)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     new = "/tmp"  # a mount point in this namespace only: the host's /tmp is not touched
     _tmpfs(new, 4, 4096, "755")
@@ -123,7 +143,18 @@ def enter_new_root() -> list[str]:
         _mount(src, dst, None, _MS_BIND)
         _mount(None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     for h in hidden:
-        _tmpfs(new + h, 1, 16, "555", ro=True)
+        _tmpfs(new + h, 1, 64, "755")
+    for src in pkg_dirs + pkg_files:  # possibly inside a hidden directory: bound before it turns read-only
+        dst = new + src
+        if src in pkg_dirs:
+            os.makedirs(dst, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+            open(dst, "w").close()  # noqa: SIM115
+        _mount(src, dst, None, _MS_BIND | _MS_REC)
+        _mount(None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    for h in hidden:
+        _mount(None, new + h, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     os.makedirs(new + "/dev", mode=0o755)
     _mount("tmpfs", new + "/dev", "tmpfs", _MS_NOSUID | _MS_NOEXEC, "size=64k,nr_inodes=64,mode=755")
     for d in _DEVICES:
@@ -145,8 +176,9 @@ def enter_new_root() -> list[str]:
     except OSError:
         _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     _mount(None, "/", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
-    sys.path[:] = [p for p in sys.path if any(_under(os.path.realpath(p), d) for d in dirs) and os.path.isdir(p)]
-    return dirs
+    keep = [p for p in sys.path if any(_under(os.path.realpath(p), d) for d in dirs) and os.path.isdir(p)]
+    sys.path[:] = keep + [r for r in dict.fromkeys(pkg_roots) if r not in keep]
+    return dirs + pkg_dirs + pkg_files
 
 
 class Server:
@@ -167,7 +199,7 @@ class Server:
         self.work_root = None
         self.bound: list[str] = []
         if self.namespaced:
-            self.bound = enter_new_root()
+            self.bound = enter_new_root(list(cfg.get("packages") or []))
         else:
             self.work_root = tempfile.mkdtemp(prefix="gdpo_sbx_")
             os.chmod(self.work_root, 0o711)

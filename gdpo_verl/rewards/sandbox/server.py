@@ -44,8 +44,9 @@ def warn_once(key: str, msg: str, *args) -> None:
 
 
 class SandboxServer:
-    def __init__(self) -> None:
+    def __init__(self, packages: tuple[str, ...] = ()) -> None:
         n = next(_counter)
+        self.packages = packages
         self.namespaced = isolation_mode() == "namespaces"
         root = os.geteuid() == 0
         self.uid = _UID_BASE + (os.getpid() % 65536) * 16 + n % 16 if root else None
@@ -70,7 +71,7 @@ class SandboxServer:
             )
         elif "cpu" not in self.cgroup["dirs"]:
             warn_once("cpu", "sandbox: no cpu cgroup controller; concurrent sandboxes share the CPU per process")
-        cfg = {"uid": self.uid, "namespaced": self.namespaced, "cgroup": self.cgroup}
+        cfg = {"uid": self.uid, "namespaced": self.namespaced, "cgroup": self.cgroup, "packages": list(self.packages)}
         cmd = [sys.executable, "-I", str(LAUNCHER), json.dumps(cfg)]
         if self.namespaced:
             cmd = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--kill-child", "--", *cmd]
@@ -186,31 +187,31 @@ _idle: dict[str, list[SandboxServer]] = {}
 _owner = os.getpid()
 
 
-def _acquire() -> SandboxServer:
+def _acquire(packages: tuple[str, ...] = ()) -> SandboxServer:
     global _owner
     with _lock:
         if _owner != os.getpid():  # a forked copy of this module: the servers belong to the parent
             _idle.clear()
             _owner = os.getpid()
-        pool = _idle.setdefault(isolation_mode(), [])
+        pool = _idle.setdefault((isolation_mode(), packages), [])
         if pool:
             return pool.pop()
-    return SandboxServer()
+    return SandboxServer(packages)
 
 
 def _release(server: SandboxServer) -> None:
     with _lock:
         if _owner == os.getpid():
-            _idle.setdefault("namespaces" if server.namespaced else "rlimits", []).append(server)
+            _idle.setdefault(("namespaces" if server.namespaced else "rlimits", server.packages), []).append(server)
             return
     server.close()
 
 
-def run_request(req: dict, timeout_s: float) -> dict:
+def run_request(req: dict, timeout_s: float, packages: tuple[str, ...] = ()) -> dict:
     """Send one request to a warm server (started on demand) and return its answer. A server that misses the
     deadline, fails, or reports that a case left something behind (``retire``) is killed with every case process
-    before this returns, and never serves again."""
-    server = _acquire()
+    before this returns, and never serves again. ``packages``: the top-level packages the code may import."""
+    server = _acquire(packages)
     try:
         resp = server.request(req, timeout_s)
     except BaseException:
@@ -223,10 +224,10 @@ def run_request(req: dict, timeout_s: float) -> dict:
     return resp
 
 
-def describe() -> dict:
+def describe(packages: tuple[str, ...] = ()) -> dict:
     """What a sandbox server here actually got: isolation mode, cgroup version (None: rlimits only), cpu controller,
-    seccomp, the directories of its root."""
-    server = _acquire()
+    seccomp, what its root binds."""
+    server = _acquire(packages)
     info = {
         "isolation": "namespaces" if server.namespaced else "rlimits",
         "cgroup": None if server.cgroup is None else server.cgroup["version"],
