@@ -33,6 +33,7 @@ MAX_SCAN_CHARS = 200_000  # only the response's last 200k characters are searche
 _TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _PY_TAGS = ("python", "py", "python3")
 BACKENDS = ("local", "sandbox_fusion")
+MAX_TOTAL_S = 45.0  # default time budget of all tests of one response: with the 15 s margin, fits a 60 s timeout
 unsupported_tests: Counter[str] = Counter()  # why an assert could not be judged -> count (this process)
 verdict_errors: Counter[str] = Counter()  # exceptions the verdict raised on a program's output -> count
 
@@ -234,7 +235,7 @@ def run_tests(
     sandbox_fusion_url: str | None = None,
     concurrency: int = 8,
     request_timeout_s: float = 30.0,
-    max_total_s: float = 60.0,
+    max_total_s: float = MAX_TOTAL_S,
     sandbox_packages: list[str] | tuple[str, ...] = (),
 ) -> TestReport | None:
     """Run the response's code on the tests; None when the response has no code block. ``max_total_s`` bounds the
@@ -339,7 +340,7 @@ def startup_check(rewards, allow_weak_sandbox: bool = False, default_timeout_s: 
     for s in specs:
         kwargs = _run_kwargs(dict(s.kwargs))  # a misspelt kwarg stops the run here, not at the first rollout
         timeout = s.timeout_s or default_timeout_s
-        budget = float(kwargs.get("max_total_s", 60.0))
+        budget = float(kwargs.get("max_total_s", MAX_TOTAL_S))
         if timeout is not None and timeout < budget + TIMEOUT_MARGIN_S:
             raise ValueError(
                 f"reward {s.name!r}: timeout_s={timeout:g} is shorter than its code budget max_total_s={budget:g} + "

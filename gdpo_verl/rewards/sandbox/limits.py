@@ -17,4 +17,4 @@ class Limits:
     output_bytes: int = 1 << 20  # stdout + stderr + record kept per case; more kills the case
     tmpfs_mb: int = 64  # size of each case's own /tmp (its work directory) and of its own /dev/shm
     tmpfs_inodes: int = 4096  # files and directories each of those may hold
-    total_s: float = 60.0  # all cases of one request; cases past it are reported timed out without running
+    total_s: float = 45.0  # all cases of one request; cases past it are reported timed out without running
