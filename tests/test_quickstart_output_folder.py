@@ -83,9 +83,18 @@ def test_resume_needs_a_checkpoint_and_drops_the_dumps_after_it(tmp_path):
     (tmp_path / "checkpoints" / "latest_checkpointed_iteration.txt").write_text("2\n")
     for step in (2, 3, 10):
         (tmp_path / "rollouts" / f"{step}.jsonl").write_text("{}\n")
-    assert output_folder.prepare(tmp_path, resume=True) == ["rollouts/10.jsonl", "rollouts/3.jsonl"]
+    (tmp_path / "metrics.jsonl.1").write_text("older\n")
+    assert output_folder.prepare(tmp_path, resume=True) == [
+        "rollouts/10.jsonl",
+        "rollouts/3.jsonl",
+        "metrics.jsonl (now metrics.jsonl.2)",
+        "verl.log (now verl.log.1)",
+        "summary.json (now summary.json.1)",
+    ]
     assert sorted(p.name for p in (tmp_path / "rollouts").iterdir()) == ["1.jsonl", "2.jsonl"]
-    assert (tmp_path / "metrics.jsonl").read_text() == "previous metrics.jsonl\n"
+    assert not (tmp_path / "metrics.jsonl").exists()  # the resumed run's summary cannot read the previous metrics
+    assert (tmp_path / "metrics.jsonl.2").read_text() == "previous metrics.jsonl\n"
+    assert (tmp_path / "metrics.jsonl.1").read_text() == "older\n"
 
 
 @pytest.mark.verl
