@@ -60,6 +60,7 @@ def test_out_naming_a_file_is_a_clear_error(tmp_path, capsys):
         f"gdpo-verl quickstart: --out {target} is an existing file, not a folder; name a folder (it is created if "
         "missing)"
     )
+    assert cli.run(_args("--out", str(target), "--dry-run")) == 2 and "is an existing file" in capsys.readouterr().err
     assert target.read_text() == "not a folder\n"
 
 

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         command.backend_overrides(cfg.backend, cfg.tp, cfg.pp)
         output_folder.check(out, args.overwrite, args.resume)
     except ValueError as exc:
-        if not (args.dry_run and isinstance(exc, output_folder.FolderError)):
+        if not (args.dry_run and isinstance(exc, output_folder.FolderError) and out.is_dir()):
             return _fail(str(exc))
     missing = command.missing_backend_packages(cfg.backend)
     if missing and not args.dry_run:

@@ -129,7 +129,7 @@ def test_a_stopped_quickstart_leaves_no_process_and_says_how_far_it_got(tmp_path
     assert summary["steps_done"] == len(metrics)  # this run's own metrics
     if how != "broken pipe":  # the broken pipe waits for the front-end's next line (the first step's)
         assert took < STOP_LIMIT_S, took
-    print(f"{how}: front-end and {summary['processes']} processes ended {took:.1f} s after the stop")
+    print(f"{how}: front-end and {summary['processes']} processes ended {took:.1f} s after the stop; {last}")
 
 
 def test_command_txt_runs_as_written(tmp_path):
