@@ -22,6 +22,7 @@ _NOISE = (
     re.compile(r"^Error executing job with overrides:"),
     re.compile(r"HYDRA_FULL_ERROR"),
 )
+_CARETS = re.compile(r"^\s*[\^~]+\s*$")  # Python's markers under the failing expression
 _EXCEPTION = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Exit|Interrupt)\b(?:\(.*?\))?:?")
 
 
@@ -55,27 +56,20 @@ def phases(line: str) -> list[str]:
 
 
 def is_exception_line(line: str) -> bool:
-    """``ValueError: ...``, ``ray.exceptions.RayTaskError(KeyError): ...`` (after :func:`plain`)."""
-    return bool(_EXCEPTION.match(line)) and ":" in line
+    """``ValueError: ...``, ``ray.exceptions.RayTaskError(KeyError): ...`` (after :func:`plain`); not Hydra's echo."""
+    return bool(_EXCEPTION.match(line)) and ":" in line and not any(p.search(line) for p in _NOISE)
 
 
-def verl_error(lines: Iterable[str], max_lines: int = 12) -> list[str]:
-    """verl's own error from the last lines of its output: the last traceback's final frames and exception
-    message, as plain text, without the override list Hydra echoes. Empty when no traceback or exception is there."""
+def verl_error(lines: Iterable[str], frames: int = 2, max_message_lines: int = 8) -> list[str]:
+    """verl's own error from the last lines of its output, as plain text: the last exception's message (which may
+    span lines) and the ``frames`` innermost frames before it, without Hydra's echo of the overrides or its hint, and
+    without the ``^^^`` markers. Empty when there is no exception."""
     text = [plain(line).rstrip() for line in lines]
-    text = [t for t in text if t.strip() and not any(p.search(t) for p in _NOISE)]
-    starts = [i for i, t in enumerate(text) if t.startswith("Traceback (most recent call last)")]
-    if starts:
-        block = text[starts[-1] :]
-    else:
-        found = [i for i, t in enumerate(text) if is_exception_line(t)]
-        if not found:
-            return []
-        block = text[found[-1] :]
-    if len(block) <= max_lines:
-        return block
-    exceptions = [i for i, t in enumerate(block) if is_exception_line(t)]
-    first = exceptions[-1] if exceptions else len(block) - 1
-    # the message (which may span lines) and the frames just before it
-    begin = max(0, min(first - 2, len(block) - max_lines))
-    return block[begin : begin + max_lines]
+    text = [t for t in text if t.strip() and not _CARETS.match(t) and not any(p.search(t) for p in _NOISE)]
+    found = [i for i, t in enumerate(text) if is_exception_line(t)]
+    if not found:
+        return []
+    last = found[-1]
+    starts = [i for i in range(last) if text[i].lstrip().startswith('File "')]
+    context = text[starts[-frames] : last] if len(starts) >= frames else text[starts[0] : last] if starts else []
+    return [*context, *text[last : last + max_message_lines]]
