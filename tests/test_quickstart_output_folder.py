@@ -69,7 +69,8 @@ def test_overwrite_removes_the_quickstart_outputs_only(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     removed = output_folder.prepare(tmp_path, overwrite=True)
     assert sorted(removed) == sorted(
-        ["assets", "rollouts", "checkpoints", "metrics.jsonl", "verl.log", "summary.json", "command.txt"]
+        f"removed {name}"
+        for name in ("assets", "rollouts", "checkpoints", "metrics.jsonl", "verl.log", "summary.json", "command.txt")
     )
     assert _snapshot(tmp_path) == {"notes.md": b"mine\n"} and sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]
 
@@ -86,11 +87,11 @@ def test_resume_needs_a_checkpoint_and_drops_the_dumps_after_it(tmp_path):
         (tmp_path / "rollouts" / f"{step}.jsonl").write_text("{}\n")
     (tmp_path / "metrics.jsonl.1").write_text("older\n")
     assert output_folder.prepare(tmp_path, resume=True) == [
-        "rollouts/10.jsonl",
-        "rollouts/3.jsonl",
-        "metrics.jsonl (now metrics.jsonl.2)",
-        "verl.log (now verl.log.1)",
-        "summary.json (now summary.json.1)",
+        "removed rollouts/10.jsonl",
+        "removed rollouts/3.jsonl",
+        "kept metrics.jsonl as metrics.jsonl.2",
+        "kept verl.log as verl.log.1",
+        "kept summary.json as summary.json.1",
     ]
     assert sorted(p.name for p in (tmp_path / "rollouts").iterdir()) == ["1.jsonl", "2.jsonl"]
     assert not (tmp_path / "metrics.jsonl").exists()  # the resumed run's summary cannot read the previous metrics

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from gdpo_verl.quickstart import assets, command, console, display, output_folder, report, runner, tasks
@@ -129,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
             "run `bash scripts/install_cpu.sh --megatron`"
         )
     verl = command.build(cfg, assets.locate(out / "assets"))
+    checked_at = time.monotonic()
     problems = check_command(list(verl.argv[3:]))
+    check_s = time.monotonic() - checked_at
     if problems:
         listed = "".join(f"\n  {p}" for p in problems)
         return _fail(f"the verl command would fail (nothing was started):{listed}")
@@ -150,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
         f"{args.steps} steps, task {args.task}, rewards {', '.join(tasks.get(args.task).REWARD_KEYS)} -> {out}",
         flush=True,
     )
-    removed = output_folder.prepare(out, args.overwrite, args.resume)
-    if removed:
-        print(f"  removed the previous run's {', '.join(removed)} (--{'resume' if args.resume else 'overwrite'})")
+    print(f"  the verl command passed gdpo-verl check ({check_s:.1f} s)")
+    changed = output_folder.prepare(out, args.overwrite, args.resume)
+    if changed:
+        print(f"  --{'resume' if args.resume else 'overwrite'}: {'; '.join(changed)}")
     if not args.resume:
         assets.build(out / "assets", seed=args.seed, task_module=tasks.get(args.task))
     (out / "command.txt").write_text(verl.shell_text())

@@ -74,7 +74,7 @@ def _set_aside(path: Path) -> Path | None:
 
 
 def prepare(out: Path, overwrite: bool = False, resume: bool = False) -> list[str]:
-    """Make ``out`` ready for the run :func:`check` accepted; returns what was removed (paths relative to ``out``).
+    """Make ``out`` ready for the run :func:`check` accepted; returns what was changed, in words.
 
     ``overwrite``: the quickstart's outputs go. ``resume``: the rollout dumps after the checkpoint go (verl appends
     to a step's dump, and would write those steps again); the previous metrics.jsonl, verl.log and summary.json are
@@ -91,16 +91,16 @@ def prepare(out: Path, overwrite: bool = False, resume: bool = False) -> list[st
                 path.unlink()
             else:
                 continue
-            removed.append(name)
+            removed.append(f"removed {name}")
     if resume:
         last = checkpoint_step(out)
         for dump in sorted((out / "rollouts").glob("*.jsonl")):
             if dump.stem.isdigit() and int(dump.stem) > last:
                 dump.unlink()
-                removed.append(f"rollouts/{dump.name}")
+                removed.append(f"removed rollouts/{dump.name}")
         for name in RESTARTED:
             kept = _set_aside(out / name)
             if kept:
-                removed.append(f"{name} (now {kept.name})")
+                removed.append(f"kept {name} as {kept.name}")
     out.mkdir(parents=True, exist_ok=True)
     return removed
