@@ -80,12 +80,12 @@ def _expected(name: str, args: dict, weights, r, index):
         return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
     if name == "cv":
 
-        def coef(c):
+        def coef(c):  # ranges default to [0, 1]: no shift
             m = sum(c) / len(c)
-            return math.sqrt(sum((x - m) ** 2 for x in c) / len(c)) / (abs(m) + 1e-6)
+            return math.sqrt(sum((x - m) ** 2 for x in c) / (len(c) - 1)) / (abs(m) + 1e-8)
 
         cvs = _loop_weights(r, coef)
-        eff = [w[j] * k * cvs[j] / sum(cvs) for j in range(k)]
+        eff = [w[j] * k * cvs[j] / (sum(cvs) + 1e-8) for j in range(k)]
         return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
     groups: dict = {}
     for i, g in enumerate(index):
@@ -102,15 +102,18 @@ def _expected(name: str, args: dict, weights, r, index):
             for i in rows:
                 out[i] = sum(w[j] * (k * sig[j] / tot if tot > 0 else 1.0) * a[i][j] for j in range(k))
         return out, None
-    scale, beta = args.get("scale", 0.0), args.get("prompt_power", 1.0)
-    conflict = [
-        any(w[p] * a[i][p] > 0 for p in range(k)) and any(w[q] * a[i][q] < 0 for q in range(k)) for i in range(b)
-    ]
+    beta, tau = args.get("prompt_power", 1.0), args.get("ratio_threshold", 0.2)
+    conflict = []
+    for i in range(b):
+        c = [w[j] * a[i][j] for j in range(k)]
+        opposed = any(x > 0 for x in c) and any(x < 0 for x in c)
+        near_zero = abs(sum(c)) / (sum(abs(x) for x in c) + 1e-8) < tau
+        conflict.append(opposed and (near_zero or args.get("mode", "hard") == "hard"))
     out = [0.0] * b
     for rows in groups.values():
         rho = 1 - sum(conflict[i] for i in rows) / len(rows)
         for i in rows:
-            out[i] = rho**beta * (scale if conflict[i] else 1.0) * sum(w[j] * a[i][j] for j in range(k))
+            out[i] = 0.0 if conflict[i] else rho**beta * sum(w[j] * a[i][j] for j in range(k))
     return out, None
 
 
@@ -122,18 +125,20 @@ def _expected(name: str, args: dict, weights, r, index):
         ("cv", {}),
         ("group_variance", {}),
         ("conflict", {}),
-        ("conflict", {"scale": 0.5, "prompt_power": 2.0}),
+        ("conflict", {"mode": "ratio", "ratio_threshold": 0.5, "prompt_power": 2.0}),
     ],
 )
 def test_builtins_follow_their_equations(name, args):
     from gdpo_verl.aggregations import AggregationConfig, resolve
+    from gdpo_verl.aggregations.options import check_options
     from gdpo_verl.core import gdpo_advantages, group_index
 
     r, index, _, _ = batch(7)
     weights = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
     res = gdpo_advantages(r, index, weights)
     gid, n = group_index(index)
-    out = resolve(name)(r, gid, res.per_reward, AggregationConfig(tuple(KEYS), weights, args, n))
+    full = check_options(name, args, tuple(KEYS))
+    out = resolve(name)(r, gid, res.per_reward, AggregationConfig(tuple(KEYS), weights, full, n))
     want, eff = _expected(name, args, weights, r, index)
     torch.testing.assert_close(out.combined, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-12)
     if eff is not None:
@@ -142,7 +147,8 @@ def test_builtins_follow_their_equations(name, args):
 
 def test_conflict_with_no_penalty_is_gdpo_and_changes_otherwise():
     base, _ = run(cfg())
-    same, _ = run(cfg("conflict", gdpo={"aggregation_args": {"scale": 1.0, "prompt_power": 0.0}}))
+    off = {"mode": "ratio", "ratio_threshold": 0.0, "prompt_power": 0.0}  # |ratio| < 0 drops nothing
+    same, _ = run(cfg("conflict", gdpo={"aggregation_args": off}))
     assert torch.equal(same, base)
     dropped, _ = run(cfg("conflict"))
     assert not torch.allclose(dropped, base) and torch.isfinite(dropped).all()
@@ -178,10 +184,10 @@ def test_saturation_needs_the_range_of_a_reward_outside_zero_one():
         ({"aggregation": "sat"}, r"unknown aggregation 'sat'; available: \['gdpo', 'saturation', 'cv'"),
         (
             {"aggregation": "cv", "aggregation_args": {"gamma": 1}},
-            r"no option\(s\) \['gamma'\]; its options: \['eps'\]",
+            r"no option\(s\) \['gamma'\]; its options: \['eps', 'ranges'\]",
         ),
         ({"aggregation": "gdpo", "aggregation_args": {"gamma": 1}}, r"no option\(s\) \['gamma'\]; its options: none"),
-        ({"aggregation": "conflict", "aggregation_args": {"scale": 2}}, r"scale must be finite, >= 0 and <= 1"),
+        ({"aggregation": "conflict", "aggregation_args": {"prompt_power": -1}}, r"prompt_power must be >= 0, got -1"),
         ({"aggregation": "saturation", "aggregation_args": {"ranges": {"x": [0, 1]}}}, r"names \['x'\]"),
         ({"aggregation": "no_such_module_xyz:fn"}, r"cannot load 'fn' from 'no_such_module_xyz'"),
     ],

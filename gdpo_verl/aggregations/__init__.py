@@ -1,36 +1,43 @@
-"""Multi-reward aggregations behind ``algorithm.gdpo.aggregation`` (default ``gdpo``: the paper's weighted sum,
-computed by :func:`gdpo_verl.core.gdpo_advantages` itself). See docs/aggregations.md.
+"""Multi-reward aggregations behind ``algorithm.gdpo.aggregation``: the step between the group step (Eq. 4) and
+the batch step (Eq. 6) that combines the per-reward advantages. Default ``gdpo``: the paper's weighted sum
+(Eq. 5/7). See docs/aggregations.md.
 
 A name resolves to a built-in (:mod:`.builtins`), an entry point of the group ``gdpo_verl.aggregations``, or a
-``package.module:function``; anything else is an error listing what exists.
+``package.module:function``; anything else is an error listing what exists. Importing this package needs no torch
+(names and options are checked without it); the torch parts load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from .base import AggregationConfig, AggregationError, AggregationFn, AggregationOutput, check_output
-from .builtins import BUILTINS, saturation_of, sign_conflict
+from .options import DEFAULT, OPTIONS, UNVERIFIED, AggregationError, check_options
 
-DEFAULT = "gdpo"
 ENTRY_POINT_GROUP = "gdpo_verl.aggregations"
+_TORCH_NAMES = ("AggregationConfig", "AggregationFn", "AggregationOutput", "check_output")
 
 __all__ = [
     "DEFAULT",
     "ENTRY_POINT_GROUP",
+    "UNVERIFIED",
     "AggregationConfig",
     "AggregationError",
     "AggregationOutput",
     "available",
     "check_output",
     "resolve",
-    "saturation_of",
-    "sign_conflict",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:  # the torch-backed names, imported on first use
+    if name in _TORCH_NAMES:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _entry_points() -> dict[str, Any]:
@@ -39,15 +46,15 @@ def _entry_points() -> dict[str, Any]:
 
 def available() -> list[str]:
     """Every name ``aggregation`` accepts here: the built-ins, then installed entry points."""
-    return [DEFAULT, *BUILTINS, *sorted(set(_entry_points()) - set(BUILTINS) - {DEFAULT})]
+    return [*OPTIONS, *sorted(set(_entry_points()) - set(OPTIONS))]
 
 
-def resolve(name: str) -> AggregationFn | None:
-    """The function behind ``name`` (None for the default ``gdpo``)."""
-    if name == DEFAULT:
-        return None
-    if name in BUILTINS:
-        return BUILTINS[name][0]
+def resolve(name: str) -> Any:
+    """The function behind ``name`` (a built-in's, ``gdpo`` included, or the user's)."""
+    if name in OPTIONS:
+        from .builtins import BUILTINS
+
+        return BUILTINS[name]
     eps = _entry_points()
     if name in eps:
         try:
@@ -71,19 +78,8 @@ def resolve(name: str) -> AggregationFn | None:
 
 
 def validate(name: str, args: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Check ``name`` and its options (built-ins: unknown option -> error listing the valid ones). Returns the
-    options as a plain dict; a user's aggregation gets its options unchecked."""
-    if not isinstance(args or {}, Mapping):
-        raise AggregationError(f"aggregation_args must be a mapping, got {args!r}")
-    args = dict(args or {})
-    resolve(name)
-    if name == DEFAULT or name in BUILTINS:
-        options = {} if name == DEFAULT else BUILTINS[name][1]
-        unknown = sorted(set(args) - set(options))
-        if unknown:
-            raise AggregationError(
-                f"aggregation {name!r} has no option(s) {unknown}; its options: {sorted(options) or 'none'}"
-            )
-        for key, value in args.items():
-            options[key](value, keys)
-    return args
+    """Check ``name`` (a user's is loaded now, without torch only if it needs none) and its options; returns the
+    options as a plain dict, a built-in's with its defaults filled in."""
+    if name not in OPTIONS:
+        resolve(name)
+    return check_options(name, args, keys)
