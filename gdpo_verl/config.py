@@ -27,28 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gdpo_verl.aggregations.options import AggregationError, validate
+from gdpo_verl.aggregations.schedules import parse_schedule
 from gdpo_verl.conditions import Condition, parse_condition
+from gdpo_verl.defaults import BATCH_NORM_MODES, DEFAULTS, IMPLS, KL_MODES, NAN_POLICIES, ConditionColumns
 from gdpo_verl.plain_config import number, to_plain
 
-BATCH_NORM_MODES = ("sample", "token", "none")
-NAN_POLICIES = ("exclude", "zero", "error")
-KL_MODES = ("raw", "error")
-IMPLS = ("gdpo_verl", "verl")
-ConditionColumns = tuple[int, int, float]  # Eq. 8 as (target column, gate column, threshold)
-# The one table of algorithm.gdpo.* options and their defaults (add new options here only).
-DEFAULTS: dict[str, Any] = {
-    "batch_norm": "sample",
-    "eps_group": 1e-6,
-    "eps_batch": 1e-6,
-    "std_norm": None,  # every reward divided by its group std
-    "conditions": None,
-    "nan_policy": "exclude",
-    "kl_in_reward": "raw",
-    "kl_weight": 1.0,
-    "impl": "gdpo_verl",
-    "aggregation": "gdpo",
-    "aggregation_args": None,
-}
 OPTION_KEYS = tuple(DEFAULTS)
 # The algorithm.gdpo* keys read from the algorithm section; any other `gdpo*` key there is a mistake.
 ALGORITHM_KEYS = ("gdpo_reward_keys", "gdpo_reward_weights", "gdpo")
@@ -255,8 +239,6 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
 
 # --- multi-reward aggregation (gdpo_verl.aggregations) ---------------------------------------------------------------
 def _aggregation(keys: tuple[str, ...], name: Any, raw_args: Any) -> dict[str, Any]:
-    from gdpo_verl.aggregations import AggregationError, validate
-
     if not isinstance(name, str) or not name:
         raise GDPOConfigError(f"algorithm.gdpo.aggregation must be a name, got {name!r}")
     try:
@@ -268,9 +250,6 @@ def _aggregation(keys: tuple[str, ...], name: Any, raw_args: Any) -> dict[str, A
 
 def _scheduled_weights(keys: tuple[str, ...], raw: Any) -> tuple[tuple[float, ...], tuple[Any, ...]]:
     """(weights, ()) for constant weights; (weights at step 0, one Schedule per key) when an entry is a schedule."""
-    from gdpo_verl.aggregations import AggregationError
-    from gdpo_verl.aggregations.schedules import parse_schedule
-
     if raw is None or isinstance(raw, str | int | float) or not any(isinstance(w, Mapping) for w in raw):
         return _weights(keys, raw), ()
     if len(raw) != len(keys):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gdpo_verl.conditions import conditioned
-from gdpo_verl.config import BATCH_NORM_MODES, DEFAULTS, ConditionColumns
+from gdpo_verl.defaults import BATCH_NORM_MODES, DEFAULTS, ConditionColumns
 
 GROUP_EPS = DEFAULTS["eps_group"]
 BATCH_EPS = DEFAULTS["eps_batch"]

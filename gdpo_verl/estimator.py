@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from gdpo_verl import aggregations
 from gdpo_verl.aggregations.base import AggregationConfig, AggregationOutput, check_output
+from gdpo_verl.aggregations.builtins import resolve
+from gdpo_verl.aggregations.options import UNVERIFIED
 from gdpo_verl.aggregations.schedules import weights_at
 from gdpo_verl.config import GDPOConfig
 from gdpo_verl.core import GDPOResult, apply_conditions, batch_normalize, group_index, group_normalize
@@ -47,14 +48,14 @@ def _run_of(cfg: GDPOConfig) -> _Run:
     hit = _runs.get(id(cfg))
     if hit is not None and hit[0] is cfg:
         return hit[1]
-    if cfg.aggregation in aggregations.UNVERIFIED:
+    if cfg.aggregation in UNVERIFIED:
         _warn_once(
             f"unverified:{cfg.aggregation}",
             f"GDPO aggregation {cfg.aggregation!r} is an unverified reading: "
-            f"{aggregations.UNVERIFIED[cfg.aggregation]} (docs/aggregations.md)",
+            f"{UNVERIFIED[cfg.aggregation]} (docs/aggregations.md)",
         )
     scale = torch.tensor(list(cfg.std_norm) or [True] * len(cfg.reward_keys), dtype=torch.bool)
-    run = _Run(aggregations.resolve(cfg.aggregation), dict(cfg.aggregation_args), scale)
+    run = _Run(resolve(cfg.aggregation), dict(cfg.aggregation_args), scale)
     _runs[id(cfg)] = (cfg, run)
     return run
 

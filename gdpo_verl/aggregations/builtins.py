@@ -13,7 +13,7 @@ import torch
 from gdpo_verl.core import group_stats, scatter_sum, sign_conflict
 
 from .base import AggregationConfig, AggregationError, AggregationOutput
-from .options import ranges
+from .options import OPTIONS, load_user, ranges
 
 
 def weighted_sum(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
@@ -120,3 +120,8 @@ BUILTINS = {
     "group_variance": group_variance,
     "conflict": conflict,
 }
+
+
+def resolve(name: str):
+    """The function behind ``name``: a built-in's (``gdpo`` included) or the user's."""
+    return BUILTINS[name] if name in OPTIONS else load_user(name)

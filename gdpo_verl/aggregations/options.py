@@ -1,15 +1,18 @@
-"""The built-in aggregations' options: names, defaults, checks. Standard library only (``gdpo-verl check`` and the
-config parser run it without torch)."""
+"""Aggregation names and options: the built-ins' options, defaults and checks, and the loading of a user's
+aggregation. Standard library only (``gdpo-verl check`` and the config parser run it without torch)."""
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from gdpo_verl.plain_config import number
 
 DEFAULT = "gdpo"  # the paper's weighted sum
+ENTRY_POINT_GROUP = "gdpo_verl.aggregations"
 CONFLICT_MODES = ("hard", "ratio")
 
 
@@ -87,3 +90,44 @@ def check_options(name: str, args: Any, keys: Sequence[str]) -> dict[str, Any]:
         )
     return {key: check(given[key], keys) if key in given else default for key, (check, default) in options.items()}
 
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Every name ``aggregation`` accepts here: the built-ins, then installed entry points."""
+    return [*OPTIONS, *sorted(set(_entry_points()) - set(OPTIONS))]
+
+
+def load_user(name: str) -> Any:
+    """The user's aggregation ``name``: an entry point of :data:`ENTRY_POINT_GROUP` or a ``package.module:function``."""
+    eps = _entry_points()
+    if name in eps:
+        try:
+            fn = eps[name].load()
+        except Exception as e:  # noqa: BLE001 - the user's package: say which entry point failed
+            raise AggregationError(f"aggregation {name!r}: entry point {eps[name].value!r} failed to load: {e}") from e
+    elif ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise AggregationError(f"aggregation {name!r}: cannot load {attr!r} from {module!r}: {e}") from e
+    else:
+        raise AggregationError(
+            f"unknown aggregation {name!r}; available: {available()}, or 'package.module:function', or an entry "
+            f"point in the group {ENTRY_POINT_GROUP!r}"
+        )
+    if not callable(fn):
+        raise AggregationError(f"aggregation {name!r} is not callable: {fn!r}")
+    return fn
+
+
+def validate(name: str, args: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """Check ``name`` (a user's is loaded now) and its options; returns the options as a plain dict, a built-in's
+    with its defaults filled in."""
+    if name not in OPTIONS:
+        load_user(name)
+    return check_options(name, args, keys)
