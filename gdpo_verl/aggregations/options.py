@@ -68,9 +68,10 @@ OPTIONS: dict[str, dict[str, tuple[Callable[[Any, Sequence[str]], Any], Any]]] =
         "prompt_power": (_number("prompt_power", lo=0.0), 1.0),
     },
 }
-# Built-ins whose equations are this project's reading of a paper whose text and code were not at hand.
+# Built-ins not checked against their paper (its text and code were not at hand): said once at start-up.
 UNVERIFIED = {
     "group_variance": "DVAO (arXiv 2605.25604): no public code and the paper's equations were not at hand",
+    "saturation": "SA-MRPO (arXiv 2608.16072): the default gamma=1 is not a value taken from the paper",
 }
 
 
