@@ -85,15 +85,15 @@ def compute_gdpo(
     gid = gid.to(r.device)
     w = torch.tensor(weights, dtype=torch.float64, device=r.device)
 
-    per_reward = group_normalize(r, gid, n_groups, cfg.eps_group, run.scale_by_std.to(r.device))
+    per_reward = group_normalize(r, gid, n_groups, cfg.eps_group, run.scale_by_std.to(r.device))  # Eq. 4
     has_reward = ~torch.isnan(r).all(dim=1)
-    agg = AggregationConfig(keys, w, run.args, n_groups)
+    agg = AggregationConfig(keys, w, run.args, n_groups)  # Eq. 5/7, or the configured aggregation
     out: AggregationOutput = check_output(
         cfg.aggregation, run.aggregate(r, gid, per_reward, agg), r.shape[0], has_reward
     )
     kl, metrics = _kl_term(cfg, kl_shaping)
     total = out.combined if kl is None else out.combined + kl
-    adv, mean, std = batch_normalize(total, out.kept, cfg.batch_norm, cfg.eps_batch, lengths)
+    adv, mean, std = batch_normalize(total, out.kept, cfg.batch_norm, cfg.eps_batch, lengths)  # Eq. 6
 
     result = GDPOResult(adv, per_reward, out.combined, out.kept, r, gid, {"batch_mean": mean, "batch_std": std})
     metrics.update(gdpo_metrics(result, keys, weights, cfg.eps_group))
