@@ -18,7 +18,7 @@ The estimator (:mod:`gdpo_verl.estimator`) runs these steps with an aggregation 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -37,7 +37,8 @@ class GDPOResult:
     counted: torch.Tensor  # (B,) bool: sample enters the batch statistics
     rewards: torch.Tensor  # (B, K) components after conditioning / NaN policy (NaN = missing)
     gid: torch.Tensor  # (B,) dense group ids
-    stats: dict[str, float] = field(default_factory=dict)  # batch_mean, batch_std
+    n_groups: int
+    stats: dict[str, float]  # batch_mean, batch_std
 
 
 def group_index(index: Sequence | torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -91,7 +92,7 @@ def group_normalize(
     informative = (count >= 2.0) & ~flat  # (n, K)
     scale = torch.as_tensor(scale_by_std, dtype=torch.bool, device=r.device)
     denom = torch.where(scale, std + eps, torch.ones_like(std))
-    adv = (torch.where(valid, r, 0.0) - mean.index_select(0, gid)) / denom.index_select(0, gid)
+    adv = (r - mean.index_select(0, gid)) / denom.index_select(0, gid)  # NaN where missing, dropped by keep
     keep = valid & informative.index_select(0, gid)
     return torch.where(keep, adv, torch.zeros_like(adv))
 
@@ -179,4 +180,4 @@ def gdpo_advantages(
     combined = per_reward @ w.to(r.device)
     counted = ~torch.isnan(r).all(dim=1)
     adv, mean, std = batch_normalize(combined, counted, batch_norm, eps_batch, lengths)
-    return GDPOResult(adv, per_reward, combined, counted, r, gid, {"batch_mean": mean, "batch_std": std})
+    return GDPOResult(adv, per_reward, combined, counted, r, gid, n_groups, {"batch_mean": mean, "batch_std": std})

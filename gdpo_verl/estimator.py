@@ -80,8 +80,8 @@ def compute_gdpo(
     r = _apply_nan_policy(components.to(torch.float64), keys, cfg.nan_policy)
     r = apply_conditions(r, cfg.condition_columns)
     gid, n_groups = group_index(index)
-    if gid.numel() != r.shape[0]:
-        raise ValueError(f"index has {gid.numel()} entries for {r.shape[0]} samples")
+    if gid.numel() != r.shape[0] or not n_groups:
+        raise ValueError(f"GDPO: the group index has {gid.numel()} entries for {r.shape[0]} samples")
     gid = gid.to(r.device)
     w = torch.tensor(weights, dtype=torch.float64, device=r.device)
 
@@ -95,7 +95,8 @@ def compute_gdpo(
     total = out.combined if kl is None else out.combined + kl
     adv, mean, std = batch_normalize(total, out.kept, cfg.batch_norm, cfg.eps_batch, lengths)  # Eq. 6
 
-    result = GDPOResult(adv, per_reward, out.combined, out.kept, r, gid, {"batch_mean": mean, "batch_std": std})
+    stats = {"batch_mean": mean, "batch_std": std}
+    result = GDPOResult(adv, per_reward, out.combined, out.kept, r, gid, n_groups, stats)
     metrics.update(gdpo_metrics(result, keys, weights, cfg.eps_group))
     metrics.update(aggregation_metrics(result, keys, w, out))
     return adv, metrics

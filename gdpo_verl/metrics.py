@@ -52,12 +52,10 @@ def grpo_collapse(
     return d_gdpo, distinct_per_group(grpo, gid)[multi].to(torch.float64)
 
 
-def collapse_metrics(result: GDPOResult, gid: torch.Tensor, weights: torch.Tensor, eps: float) -> dict[str, float]:
+def collapse_metrics(result: GDPOResult, weights: torch.Tensor, eps: float) -> dict[str, float]:
     """:func:`grpo_collapse` averaged over groups, and the share of groups where GRPO merges reward combinations
     that GDPO keeps apart."""
-    d_gdpo, d_grpo = grpo_collapse(
-        result.rewards, result.combined, gid, int(gid.max()) + 1 if gid.numel() else 0, weights, eps
-    )
+    d_gdpo, d_grpo = grpo_collapse(result.rewards, result.combined, result.gid, result.n_groups, weights, eps)
     if not d_gdpo.numel():
         return {}
     return {
@@ -71,8 +69,6 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     """``gdpo/<key>/{mean,std,min,max,missing_frac,adv_share,zero_var_frac}`` plus batch and collapse figures."""
     raw = result.rewards
     w = torch.as_tensor(weights, dtype=torch.float64)
-    gid = result.gid
-    n_groups = int(gid.max()) + 1 if gid.numel() else 0
     out: dict[str, float] = {"gdpo/impl": 1.0}
     valid = ~torch.isnan(raw)
     n_valid = valid.sum(dim=0)
@@ -84,15 +80,13 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     total = contrib.sum()
     rows = torch.stack(
         [
-            1.0 - n_valid.to(torch.float64) / max(raw.shape[0], 1),
-            mean.to(torch.float64),
-            var.sqrt().to(torch.float64),
-            torch.where(valid, raw, torch.inf).amin(dim=0).to(torch.float64),
-            torch.where(valid, raw, -torch.inf).amax(dim=0).to(torch.float64),
+            1.0 - n_valid.to(torch.float64) / raw.shape[0],
+            mean,
+            var.sqrt(),
+            torch.where(valid, raw, torch.inf).amin(dim=0),
+            torch.where(valid, raw, -torch.inf).amax(dim=0),
             torch.where(total > 0, contrib / total.clamp(min=torch.finfo(torch.float64).tiny), 0.0),
-            flat_groups(result.per_reward, gid, n_groups).to(torch.float64).mean(dim=0)
-            if n_groups
-            else torch.zeros(raw.shape[1], dtype=torch.float64),
+            flat_groups(result.per_reward, result.gid, result.n_groups).to(torch.float64).mean(dim=0),
         ]
     ).tolist()
     names = ("missing_frac", "mean", "std", "min", "max", "adv_share", "zero_var_frac")
@@ -100,10 +94,10 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
         for name, row in zip(names, rows, strict=True):
             if has[k] or name in ("missing_frac", "adv_share", "zero_var_frac"):
                 out[f"gdpo/{key}/{name}"] = row[k]
-    out["gdpo/all_missing_frac"] = float((~valid.any(dim=1)).to(torch.float64).mean()) if raw.numel() else 0.0
-    out["gdpo/batch/mean"] = result.stats.get("batch_mean", 0.0)
-    out["gdpo/batch/std"] = result.stats.get("batch_std", 1.0)
-    out.update(collapse_metrics(result, gid, w, eps))
+    out["gdpo/all_missing_frac"] = float((~valid.any(dim=1)).to(torch.float64).mean())
+    out["gdpo/batch/mean"] = result.stats["batch_mean"]
+    out["gdpo/batch/std"] = result.stats["batch_std"]
+    out.update(collapse_metrics(result, w, eps))
     return out
 
 
@@ -126,7 +120,7 @@ def aggregation_metrics(
     n = max(int(has_reward.sum()), 1)
     pairs = [(a, b) for a in range(len(keys)) for b in range(a + 1, len(keys))]
     conflict = [(sign_conflict(contrib[:, [a, b]]) & has_reward).sum() / n for a, b in pairs]
-    rows = torch.stack([eff.to(torch.float64), sat.to(torch.float64)]).tolist()
+    rows = torch.stack([eff, sat]).tolist()
     metrics: dict[str, float] = {}
     for k, key in enumerate(keys):
         metrics[f"gdpo/{key}/weight"] = rows[0][k]

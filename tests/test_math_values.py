@@ -120,3 +120,154 @@ def test_group_stats_values():
     assert count.tolist() == [[2.0, 2.0], [1.0, 0.0]]
     assert mean.tolist() == [[2.0, 3.0], [5.0, 0.0]]
     assert std.flatten().tolist() == pytest.approx([math.sqrt(2.0), math.sqrt(2.0), 0.0, 0.0])
+
+
+# --- every metric of one batch, from loops --------------------------------------------------------------------------
+def _group_adv(vals: list[float | None], eps: float = 1e-6) -> list[float]:
+    """A_k of one group: z-score with the unbiased std; missing, flat or a single value give 0."""
+    xs = [v for v in vals if v is not None]
+    if len(xs) < 2 or max(xs) == min(xs):
+        return [0.0] * len(vals)
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    return [0.0 if v is None else (v - m) / (s + eps) for v in vals]
+
+
+def _expected_metrics(rows, labels, keys, weights, eps=1e-6):
+    n, k = len(rows), len(keys)
+    groups: dict = {}
+    for i, g in enumerate(labels):
+        groups.setdefault(g, []).append(i)
+    adv = [[0.0] * k for _ in range(n)]
+    for members in groups.values():
+        for j in range(k):
+            for i, a in zip(members, _group_adv([rows[i][j] for i in members], eps), strict=True):
+                adv[i][j] = a
+    a_sum = [sum(weights[j] * adv[i][j] for j in range(k)) for i in range(n)]
+    counted = [i for i in range(n) if any(v is not None for v in rows[i])]
+    m = sum(a_sum[i] for i in counted) / len(counted)
+    out = {
+        "gdpo/impl": 1.0,
+        "gdpo/all_missing_frac": 1 - len(counted) / n,
+        "gdpo/batch/mean": m,
+        "gdpo/batch/std": math.sqrt(sum((a_sum[i] - m) ** 2 for i in counted) / (len(counted) - 1)),
+    }
+    total = sum(abs(weights[j] * adv[i][j]) for i in range(n) for j in range(k))
+    for j, key in enumerate(keys):
+        vals = [r[j] for r in rows if r[j] is not None]
+        out[f"gdpo/{key}/missing_frac"] = 1 - len(vals) / n
+        out[f"gdpo/{key}/adv_share"] = sum(abs(weights[j] * adv[i][j]) for i in range(n)) / total
+        out[f"gdpo/{key}/zero_var_frac"] = sum(
+            all(adv[i][j] == 0 for i in members) for members in groups.values()
+        ) / len(groups)
+        out[f"gdpo/{key}/weight"] = weights[j]
+        if vals:
+            mu = sum(vals) / len(vals)
+            out[f"gdpo/{key}/mean"] = mu
+            out[f"gdpo/{key}/std"] = math.sqrt(sum((v - mu) ** 2 for v in vals) / len(vals))
+            out[f"gdpo/{key}/min"], out[f"gdpo/{key}/max"] = min(vals), max(vals)
+            if all(0 <= v <= 1 for v in vals):
+                out[f"gdpo/{key}/saturation"] = mu
+    for a in range(k):
+        for b in range(a + 1, k):
+            opposed = [i for i in counted if (weights[a] * adv[i][a]) * (weights[b] * adv[i][b]) < 0]
+            out[f"gdpo/conflict/{keys[a]}__{keys[b]}"] = len(opposed) / len(counted)
+    # collapse: distinct A_sum values per group of 2+ under GDPO and under GRPO on the weighted raw sum
+    multi = [members for members in groups.values() if len(members) >= 2]
+    summed = [sum(weights[j] * (rows[i][j] or 0.0) for j in range(k)) for i in range(n)]
+    d_gdpo = [len({round(a_sum[i], 6) for i in members}) for members in multi]
+    d_grpo = [len({round(a, 6) for a in _group_adv([summed[i] for i in members], eps)}) for members in multi]
+    out["gdpo/collapse/distinct_gdpo"] = sum(d_gdpo) / len(multi)
+    out["gdpo/collapse/distinct_grpo"] = sum(d_grpo) / len(multi)
+    out["gdpo/collapse/grpo_collapsed_frac"] = sum(g < d for g, d in zip(d_grpo, d_gdpo, strict=True)) / len(multi)
+    return out
+
+
+METRIC_ROWS = [
+    [1.0, 0.0, 0.2],
+    [0.0, 1.0, 1.7],
+    [1.0, 1.0, None],
+    [0.0, 0.0, 0.9],
+    [None, None, None],
+    [1.0, 0.0, 0.4],
+    [1.0, 1.0, 0.4],
+    [0.0, 1.0, 2.5],
+    [1.0, 0.0, 0.1],
+]
+METRIC_LABELS = ["p", "p", "p", "p", "q", "q", "r", "r", "s"]
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0, 1.0], [1.0, 0.5, -2.0]])
+def test_every_metric_of_a_batch(weights):
+    keys = ["a", "b", "c"]
+    comps = torch.tensor([[NAN if v is None else v for v in r] for r in METRIC_ROWS], dtype=torch.float64)
+    c = GDPOConfig.from_algorithm({"gdpo_reward_keys": keys, "gdpo_reward_weights": weights})
+    _, got = compute_gdpo(comps, METRIC_LABELS, torch.ones(len(METRIC_ROWS)), c)
+    want = _expected_metrics(METRIC_ROWS, METRIC_LABELS, keys, weights)
+    assert sorted(got) == sorted(want)
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_every_metric_of_a_float32_batch_with_tenths():
+    # float32 input is read as float64 before any statistic: 0.1 stays float32's 0.1, nothing is computed in float32
+    keys = ["a", "b", "c"]
+    comps32 = torch.tensor([[NAN if v is None else v for v in r] for r in METRIC_ROWS], dtype=torch.float32)
+    rows64 = [[None if math.isnan(v) else v for v in r] for r in comps32.double().tolist()]
+    c = GDPOConfig.from_algorithm({"gdpo_reward_keys": keys})
+    out, got = compute_gdpo(comps32, METRIC_LABELS, torch.ones(len(METRIC_ROWS)), c)
+    assert out.dtype == torch.float64
+    want = _expected_metrics(rows64, METRIC_LABELS, keys, [1.0, 1.0, 1.0])
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+    assert out.tolist() == pytest.approx(reference_gdpo(rows64, METRIC_LABELS, [1.0, 1.0, 1.0]), abs=1e-12)
+
+
+def test_distinct_per_group_both_paths_and_rounding():
+    from gdpo_verl.metrics import distinct_per_group
+
+    gid = torch.tensor([0, 0, 0, 1, 1, 2])
+    small = torch.tensor([0.5, 0.5 + 4e-7, 0.5 + 6e-7, -1.0, 2.0, 3.0], dtype=torch.float64)
+    assert distinct_per_group(small, gid).tolist() == [2, 2, 1]  # rounded to 6 decimals
+    assert distinct_per_group(small, gid, decimals=7).tolist() == [3, 2, 1]
+    huge = torch.tensor([1e12, 1e12, -1e12, 5.0, 5.0, 1e12], dtype=torch.float64)  # span * groups >= 2**62
+    assert distinct_per_group(huge, gid).tolist() == [2, 1, 1]
+    mixed = torch.tensor([3e12, -3e12, 3e12, 7.0, -7.0, 0.0], dtype=torch.float64)
+    assert distinct_per_group(mixed, gid).tolist() == [2, 2, 1]
+
+
+def test_group_index_of_tensors_and_lists():
+    from gdpo_verl.core import group_index
+
+    gid, n = group_index(torch.tensor([7, 3, 7, 9]))
+    assert (gid.tolist(), n) == ([1, 0, 1, 2], 3)
+    gid, n = group_index(["b", "a", "b"])
+    assert (gid.tolist(), n, gid.dtype) == ([0, 1, 0], 2, torch.long)
+    gid, n = group_index([])
+    assert (gid.dtype, n) == (torch.long, 0)
+
+
+def test_batch_step_with_one_and_two_counted_rollouts():
+    one, m, s = batch_normalize(torch.tensor([3.0, 5.0], dtype=torch.float64), torch.tensor([True, False]), "sample")
+    assert (one.tolist(), m, s) == ([0.0, 0.0], 3.0, 0.0)
+    two, m, s = batch_normalize(torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([True, True]), "sample")
+    assert (m, s) == (2.0, math.sqrt(2.0))
+    assert two.tolist() == pytest.approx([-1 / (math.sqrt(2.0) + 1e-6), 1 / (math.sqrt(2.0) + 1e-6)], abs=1e-12)
+    none, m, s = batch_normalize(torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([True, False]), "none")
+    assert (none.tolist(), m, s) == ([1.0, 0.0], 0.0, 1.0)
+    with pytest.raises(ValueError, match="batch_norm='token' needs the response lengths"):
+        batch_normalize(torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([True, True]), "token")
+
+
+def test_group_step_defaults_and_float_noise_with_a_missing_value():
+    from gdpo_verl.core import group_normalize
+
+    r = torch.tensor([[0.0], [2.0], [0.1 + 0.2], [0.3], [NAN]], dtype=torch.float64)
+    out = group_normalize(r, torch.tensor([0, 0, 1, 1, 1]), 2)
+    assert out[:, 0].tolist() == pytest.approx([-1 / (math.sqrt(2.0) + 1e-6), 1 / (math.sqrt(2.0) + 1e-6), 0, 0, 0])
+    assert out[2:, 0].tolist() == [0.0, 0.0, 0.0]  # 0.1 + 0.2 and 0.3 differ by float noise only: flat
+
+
+def test_empty_batch_is_an_error():
+    with pytest.raises(ValueError, match="the group index has 0 entries for 0 samples"):
+        compute_gdpo(torch.zeros(0, 2), [], torch.ones(0), cfg())

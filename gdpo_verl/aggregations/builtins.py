@@ -43,9 +43,10 @@ def _ranges_of(rewards: torch.Tensor, config: AggregationConfig, name: str) -> t
 
 
 def saturation_of(rewards: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """s_k = clip((mean_i r_ik - lo_k) / (hi_k - lo_k), 0, 1) over non-missing values; NaN for an all-missing k."""
+    """s_k = (mean_i r_ik - lo_k) / (hi_k - lo_k) over non-missing values, in [0, 1] for values inside [lo, hi]
+    (which every caller checks); NaN for an all-missing k."""
     count, mean, _ = _batch_mean_std(rewards)
-    s = ((mean - lo) / (hi - lo)).clamp(0.0, 1.0)
+    s = (mean - lo) / (hi - lo)
     return torch.where(count > 0, s, torch.full_like(s, math.nan))
 
 
