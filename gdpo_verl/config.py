@@ -158,7 +158,7 @@ def unknown_algorithm_keys(alg: Mapping[str, Any]) -> str | None:
     return unknown_message("algorithm", [k for k in alg if str(k).startswith("gdpo")], ALGORITHM_KEYS)
 
 
-def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> None:
+def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str) -> None:
     problem = unknown_message(section, given, known, what)
     if problem:
         raise GDPOConfigError(problem)
