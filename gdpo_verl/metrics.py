@@ -102,14 +102,14 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
 
 
 def aggregation_metrics(
-    result: GDPOResult, keys: Sequence[str], weights: torch.Tensor, out: AggregationOutput | None = None
+    result: GDPOResult, keys: Sequence[str], weights: torch.Tensor, out: AggregationOutput
 ) -> dict[str, float]:
     """``gdpo/<key>/weight`` (effective weight after the schedule and the aggregation), ``gdpo/<key>/saturation``
     (batch mean of the reward rescaled by its range; [0, 1] assumed unless the aggregation says otherwise, left out
     for a reward with values outside it) and ``gdpo/conflict/<a>__<b>`` (share of the rollouts with rewards where
     rewards a and b push the weighted advantage in opposite directions)."""
-    eff = out.weights if out is not None and out.weights is not None else weights
-    sat = out.saturation if out is not None and out.saturation is not None else None
+    eff = out.weights if out.weights is not None else weights
+    sat = out.saturation
     r = result.rewards
     if sat is None:
         valid = ~torch.isnan(r)

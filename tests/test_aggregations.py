@@ -245,12 +245,12 @@ def test_user_aggregation_results_are_checked(user_module, fn, message):
         run(cfg(f"my_aggs:{fn}"))
 
 
-def _agg(name, comps, index, weights=(1.0, 1.0), **args):
+def _agg(name, comps, index, weights=(1.0, 1.0), batch_norm="none", **args):
     c = GDPOConfig.from_algorithm(
         {
             "gdpo_reward_keys": ["a", "b"],
             "gdpo_reward_weights": list(weights),
-            "gdpo": {"aggregation": name, "aggregation_args": args, "batch_norm": "none"},
+            "gdpo": {"aggregation": name, "aggregation_args": args, "batch_norm": batch_norm},
         }
     )
     return compute_gdpo(torch.tensor(comps, dtype=torch.float64), index, torch.ones(len(index)), c)
@@ -258,9 +258,10 @@ def _agg(name, comps, index, weights=(1.0, 1.0), **args):
 
 def test_conflict_ratio_threshold_is_strict_and_uses_its_epsilon():
     # equal weights, a = [1, 0], b = [0, 1]: each rollout's weighted advantages cancel exactly (ratio 0)
-    out, _ = _agg("conflict", [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1], mode="ratio", ratio_threshold=0.0)
-    base, _ = _agg("gdpo", [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1])
-    assert torch.equal(out, base)  # |ratio| < 0 drops nothing
+    comps, index = [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1]
+    out, _ = _agg("conflict", comps, index, batch_norm="sample", mode="ratio", ratio_threshold=0.0)
+    base, _ = _agg("gdpo", comps, index, batch_norm="sample")
+    assert torch.equal(out, base)  # |ratio| < 0 drops nothing (a dropped rollout would leave the batch statistics)
     # weights 3 : 1 give |3x - x| / (3x + x + 1e-8), just under 0.5: dropped at tau = 0.5
     out, m = _agg(
         "conflict", [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1], (3.0, 1.0), mode="ratio", ratio_threshold=0.5
@@ -348,3 +349,24 @@ def test_user_aggregation_float32_result_and_kept_checks():
     keep_half = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=torch.arange(96) % 2 == 0))
     out, _ = compute_gdpo(r, index, lengths, keep_half)
     assert bool((out[1::2] == 0).all()) and bool((out[::2] != 0).any())
+
+
+def test_cv_reads_a_fractional_range_in_float64():
+    comps = [[0.15, 0.0], [0.95, 1.0], [0.35, 1.0], [0.55, 0.0]]
+    _, m = _agg("cv", comps, [0, 0, 1, 1], ranges={"a": [0.1, 1.1]})
+    shifted = [v[0] - 0.1 for v in comps]
+    mu = sum(shifted) / 4
+    cv_a = math.sqrt(sum((x - mu) ** 2 for x in shifted) / 3) / (abs(mu) + 1e-8)
+    cv_b = math.sqrt(sum((v[1] - 0.5) ** 2 for v in comps) / 3) / (0.5 + 1e-8)
+    assert m["gdpo/a/weight"] == pytest.approx(2 * cv_a / (cv_a + cv_b + 1e-8), abs=1e-14)
+
+
+def test_group_variance_keeps_the_weights_of_a_flat_group():
+    # group 1 is flat in both rewards: its rollouts keep w_k (factor 1) in the logged mean weight
+    _, m = _agg("group_variance", [[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]], [0, 0, 1, 1], (2.0, 3.0))
+    assert (m["gdpo/a/weight"], m["gdpo/b/weight"]) == pytest.approx(((2 * 2.0 * 2 + 2.0 * 2) / 4, (0 + 3.0 * 2) / 4))
+
+
+def test_a_zero_weight_reward_never_conflicts():
+    _, m = _agg("gdpo", [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], [0, 0, 1, 1], (1.0, 0.0))
+    assert m["gdpo/conflict/a__b"] == 0.0

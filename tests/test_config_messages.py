@@ -13,6 +13,14 @@ from gdpo_verl.config import GDPOConfig, GDPOConfigError
 K = ["fmt", "acc"]
 CASES = [
     (
+        {"gdpo_reward_keys": K, "gdpo_reward_weights": [float("nan"), float("-inf")]},
+        "algorithm.gdpo_reward_weights must be finite; got fmt=nan, acc=-inf",
+    ),
+    (
+        {"gdpo_reward_keys": K, "gdpo": {"conditions": {"fmt": 5}}},
+        "algorithm.gdpo.conditions.fmt needs 'on' (and 'threshold'), got 5",
+    ),
+    (
         {"gdpo_reward_keys": []},
         "GDPO needs algorithm.gdpo_reward_keys, the reward components your reward function returns, e.g. +algorithm.gdpo_reward_keys=[format,correct]. GDPO does not fall back to the summed score (that would be GRPO); for a single-reward run list it explicitly: +algorithm.gdpo_reward_keys=[score]",
     ),
@@ -317,4 +325,5 @@ def test_std_norm_forms():
     assert std_norm([0, 1]) == (False, True)
     assert std_norm({"acc": False}) == (True, False)
     assert std_norm({"acc": 0}) == (True, False)
+    assert std_norm({"fmt": False, "acc": True}) == (False, True)
     assert std_norm([True, True], flag=False) == (False, False)

@@ -152,7 +152,7 @@ def _expected_metrics(rows, labels, keys, weights, eps=1e-6):
         "gdpo/batch/mean": m,
         "gdpo/batch/std": math.sqrt(sum((a_sum[i] - m) ** 2 for i in counted) / (len(counted) - 1)),
     }
-    total = sum(abs(weights[j] * adv[i][j]) for i in range(n) for j in range(k))
+    total = sum(abs(weights[j] * adv[i][j]) for i in range(n) for j in range(k)) or math.inf
     for j, key in enumerate(keys):
         vals = [r[j] for r in rows if r[j] is not None]
         out[f"gdpo/{key}/missing_frac"] = 1 - len(vals) / n
@@ -183,23 +183,26 @@ def _expected_metrics(rows, labels, keys, weights, eps=1e-6):
     return out
 
 
-METRIC_ROWS = [
-    [1.0, 0.0, 0.2],
-    [0.0, 1.0, 1.7],
-    [1.0, 1.0, None],
-    [0.0, 0.0, 0.9],
-    [None, None, None],
-    [1.0, 0.0, 0.4],
-    [1.0, 1.0, 0.4],
-    [0.0, 1.0, 2.5],
-    [1.0, 0.0, 0.1],
+METRIC_ROWS = [  # d has one value, e none
+    [1.0, 0.0, 0.2, None, None],
+    [0.0, 1.0, 1.7, 0.3, None],
+    [1.0, 1.0, None, None, None],
+    [0.0, 0.0, 0.9, None, None],
+    [None, None, None, None, None],
+    [1.0, 0.0, 0.4, None, None],
+    [1.0, 1.0, 0.4, None, None],
+    [0.0, 1.0, 2.5, None, None],
+    [1.0, 0.0, 0.1, None, None],
 ]
+KEYS5 = ["a", "b", "c", "d", "e"]
 METRIC_LABELS = ["p", "p", "p", "p", "q", "q", "r", "r", "s"]
 
 
-@pytest.mark.parametrize("weights", [[1.0, 1.0, 1.0], [1.0, 0.5, -2.0]])
+@pytest.mark.parametrize(
+    "weights", [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 0.5, -2.0, 1.0, 3.0], [0.01, 0.02, 0.0, 1.0, 1.0]]
+)
 def test_every_metric_of_a_batch(weights):
-    keys = ["a", "b", "c"]
+    keys = KEYS5
     comps = torch.tensor([[NAN if v is None else v for v in r] for r in METRIC_ROWS], dtype=torch.float64)
     c = GDPOConfig.from_algorithm({"gdpo_reward_keys": keys, "gdpo_reward_weights": weights})
     _, got = compute_gdpo(comps, METRIC_LABELS, torch.ones(len(METRIC_ROWS)), c)
@@ -211,16 +214,16 @@ def test_every_metric_of_a_batch(weights):
 
 def test_every_metric_of_a_float32_batch_with_tenths():
     # float32 input is read as float64 before any statistic: 0.1 stays float32's 0.1, nothing is computed in float32
-    keys = ["a", "b", "c"]
+    keys = KEYS5
     comps32 = torch.tensor([[NAN if v is None else v for v in r] for r in METRIC_ROWS], dtype=torch.float32)
     rows64 = [[None if math.isnan(v) else v for v in r] for r in comps32.double().tolist()]
     c = GDPOConfig.from_algorithm({"gdpo_reward_keys": keys})
     out, got = compute_gdpo(comps32, METRIC_LABELS, torch.ones(len(METRIC_ROWS)), c)
     assert out.dtype == torch.float64
-    want = _expected_metrics(rows64, METRIC_LABELS, keys, [1.0, 1.0, 1.0])
+    want = _expected_metrics(rows64, METRIC_LABELS, keys, [1.0] * 5)
     for name, value in want.items():
         assert got[name] == pytest.approx(value, abs=1e-12), name
-    assert out.tolist() == pytest.approx(reference_gdpo(rows64, METRIC_LABELS, [1.0, 1.0, 1.0]), abs=1e-12)
+    assert out.tolist() == pytest.approx(reference_gdpo(rows64, METRIC_LABELS, [1.0] * 5), abs=1e-12)
 
 
 def test_distinct_per_group_both_paths_and_rounding():
@@ -271,3 +274,69 @@ def test_group_step_defaults_and_float_noise_with_a_missing_value():
 def test_empty_batch_is_an_error():
     with pytest.raises(ValueError, match="the group index has 0 entries for 0 samples"):
         compute_gdpo(torch.zeros(0, 2), [], torch.ones(0), cfg())
+
+
+def test_metrics_of_a_batch_with_no_signal():
+    comps = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    _, m = compute_gdpo(comps, [0, 0, 1, 1], torch.ones(4), cfg())
+    assert (m["gdpo/f/adv_share"], m["gdpo/c/adv_share"]) == (0.0, 0.0)
+    assert (m["gdpo/f/zero_var_frac"], m["gdpo/c/zero_var_frac"]) == (1.0, 1.0)
+
+
+def test_grpo_collapse_reads_a_missing_reward_as_zero():
+    from gdpo_verl.metrics import grpo_collapse
+
+    # group 0: sums 1 + 0 (missing as 0) and 0 + 1 tie under GRPO; GDPO keeps the rollouts apart
+    r = torch.tensor([[1.0, NAN], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    gid = torch.tensor([0, 0, 1, 1])
+    part = torch.tensor([0.7, -0.7, 1.4, -1.4], dtype=torch.float64)
+    d_gdpo, d_grpo = grpo_collapse(r, part, gid, 2, torch.ones(2, dtype=torch.float64), 1e-6)
+    assert (d_gdpo.tolist(), d_grpo.tolist()) == ([2.0, 2.0], [1.0, 2.0])
+
+
+def test_group_step_flat_test_is_relative_to_the_values():
+    from gdpo_verl.core import group_normalize
+
+    big = torch.tensor([[1e6], [1e6 + 1e-4]], dtype=torch.float64)  # within 1e-9 of the values: flat
+    assert group_normalize(big, torch.tensor([0, 0]), 1)[:, 0].tolist() == [0.0, 0.0]
+    small = torch.tensor([[0.5], [0.5 + 1.5e-9]], dtype=torch.float64)  # above 1e-9 absolute for values <= 1
+    assert bool((group_normalize(small, torch.tensor([0, 0]), 1) != 0).all())
+    r32 = torch.tensor([[0.1], [0.7], [0.3]], dtype=torch.float32)
+    r64 = r32.double()
+    torch.testing.assert_close(
+        group_normalize(r32, torch.tensor([0, 0, 0]), 1),
+        group_normalize(r64, torch.tensor([0, 0, 0]), 1),
+        rtol=0,
+        atol=0,
+    )
+    want = [(v - r64.mean().item()) / (r64.std().item() + 1e-6) for v in r64[:, 0].tolist()]
+    assert group_normalize(r32, torch.tensor([0, 0, 0]), 1)[:, 0].tolist() == pytest.approx(want, abs=1e-12)
+
+
+def test_core_input_errors_word_for_word():
+    from gdpo_verl.core import gdpo_advantages
+
+    with pytest.raises(ValueError) as err:
+        gdpo_advantages(torch.zeros(3), [0, 0, 0])
+    assert str(err.value) == "rewards must be (batch, n_rewards), got shape (3,)"
+    with pytest.raises(ValueError) as err:
+        gdpo_advantages(torch.zeros(3, 2), [0, 0])
+    assert str(err.value) == "index has 2 entries for 3 samples"
+    with pytest.raises(ValueError) as err:
+        batch_normalize(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.bool), "token")
+    assert str(err.value) == "batch_norm='token' needs the response lengths"
+    with pytest.raises(ValueError) as err:
+        compute_gdpo(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), torch.ones(0), cfg())
+    assert str(err.value) == "GDPO: the group index has 0 entries for 0 samples"
+
+
+def test_metrics_of_the_papers_gdpo_in_one_call():
+    from gdpo_verl.core import gdpo_advantages
+    from gdpo_verl.metrics import gdpo_metrics
+
+    res = gdpo_advantages(torch.tensor(ROWS, dtype=torch.float64), INDEX, [1.0, 0.5])
+    m = gdpo_metrics(res, ["f", "c"], [1.0, 0.5], 1e-6)
+    combined = reference_gdpo(rows(), INDEX, [1.0, 0.5], batch_norm="none")
+    mean = sum(combined) / 8
+    assert m["gdpo/batch/mean"] == pytest.approx(mean, abs=1e-12)
+    assert m["gdpo/batch/std"] == pytest.approx(math.sqrt(sum((x - mean) ** 2 for x in combined) / 7), abs=1e-12)
