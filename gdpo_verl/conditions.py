@@ -1,4 +1,4 @@
-"""Conditioned rewards (paper Eq. 8), one definition for the estimator config and the reward manager.
+"""Conditioned rewards (paper Eq. 8), one definition for the estimator and the reward manager.
 
 Standard library only: the reward manager imports it in every reward worker (no torch there).
 YAML 1.1 (OmegaConf's loader) reads an unquoted ``on:`` key as ``True``; :func:`condition_keys` accepts that too.
@@ -21,6 +21,15 @@ class Condition:
     target: str
     on: str
     threshold: float = 1.0
+
+
+def conditioned(target: Any, gate: Any, threshold: float) -> Any:
+    """Eq. 8: ``target`` where ``gate >= threshold``, else 0; NaN (missing) when either is NaN. Takes Python floats
+    or, element-wise, torch tensors (the estimator's (B,) columns)."""
+    missing = (target != target) | (gate != gate)  # NaN is the one value unequal to itself
+    if isinstance(missing, bool):
+        return math.nan if missing else (target if gate >= threshold else 0.0)
+    return target.where(gate >= threshold, 0.0).masked_fill(missing, math.nan)
 
 
 def condition_keys(spec: Any) -> Any:

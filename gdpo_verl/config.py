@@ -27,26 +27,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gdpo_verl.aggregations.options import AggregationError, validate
+from gdpo_verl.aggregations.schedules import parse_schedule
 from gdpo_verl.conditions import Condition, parse_condition
-from gdpo_verl.core import BATCH_NORM_MODES, NAN_POLICIES, ConditionColumns
-from gdpo_verl.plain_config import to_plain
+from gdpo_verl.defaults import BATCH_NORM_MODES, DEFAULTS, IMPLS, KL_MODES, NAN_POLICIES, ConditionColumns
+from gdpo_verl.plain_config import number, to_plain
 
-KL_MODES = ("raw", "error")
-IMPLS = ("gdpo_verl", "verl")
-# The one list of algorithm.gdpo.* options (add new options here only).
-OPTION_KEYS = (
-    "batch_norm",
-    "eps_group",
-    "eps_batch",
-    "std_norm",
-    "conditions",
-    "nan_policy",
-    "kl_in_reward",
-    "kl_weight",
-    "impl",
-    "aggregation",
-    "aggregation_args",
-)
+OPTION_KEYS = tuple(DEFAULTS)
 # The algorithm.gdpo* keys read from the algorithm section; any other `gdpo*` key there is a mistake.
 ALGORITHM_KEYS = ("gdpo_reward_keys", "gdpo_reward_weights", "gdpo")
 
@@ -59,18 +46,18 @@ class GDPOConfigError(ValueError):
 class GDPOConfig:
     reward_keys: tuple[str, ...]
     weights: tuple[float, ...]
-    batch_norm: str = "sample"
-    eps_group: float = 1e-6
-    eps_batch: float = 1e-6
-    std_norm: tuple[bool, ...] = ()
+    batch_norm: str = DEFAULTS["batch_norm"]
+    eps_group: float = DEFAULTS["eps_group"]
+    eps_batch: float = DEFAULTS["eps_batch"]
+    std_norm: tuple[bool, ...] = ()  # one per key
     conditions: tuple[Condition, ...] = ()
-    nan_policy: str = "exclude"
+    nan_policy: str = DEFAULTS["nan_policy"]
     use_kl_in_reward: bool = False
-    kl_in_reward: str = "raw"
-    kl_weight: float = 1.0
-    impl: str = "gdpo_verl"
-    aggregation: str = "gdpo"
-    aggregation_args: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs
+    kl_in_reward: str = DEFAULTS["kl_in_reward"]
+    kl_weight: float = DEFAULTS["kl_weight"]
+    impl: str = DEFAULTS["impl"]
+    aggregation: str = DEFAULTS["aggregation"]
+    aggregation_args: tuple[tuple[str, Any], ...] = ()  # (option, value) pairs, a built-in's defaults filled in
     weight_schedule: tuple[Any, ...] = ()  # one Schedule per key when gdpo_reward_weights holds a schedule
 
     @property
@@ -101,20 +88,21 @@ class GDPOConfig:
         if not isinstance(opts, Mapping):
             raise GDPOConfigError(f"algorithm.gdpo must be a mapping of options, got {opts!r}")
         _reject_unknown("algorithm.gdpo", opts, OPTION_KEYS, "option")
+        opt = {**DEFAULTS, **opts}
         cfg = cls(
             reward_keys=keys,
             weights=weights,
-            batch_norm=_choice("batch_norm", opts.get("batch_norm", "sample"), BATCH_NORM_MODES),
-            eps_group=_eps("eps_group", opts.get("eps_group", 1e-6)),
-            eps_batch=_eps("eps_batch", opts.get("eps_batch", 1e-6)),
-            std_norm=_std_norm(keys, opts.get("std_norm"), bool(alg.get("norm_adv_by_std_in_grpo", True))),
-            conditions=_conditions(keys, opts.get("conditions")),
-            nan_policy=_choice("nan_policy", opts.get("nan_policy", "exclude"), NAN_POLICIES),
+            batch_norm=_choice("batch_norm", opt["batch_norm"], BATCH_NORM_MODES),
+            eps_group=_number("eps_group", opt["eps_group"], lo=0.0),
+            eps_batch=_number("eps_batch", opt["eps_batch"], lo=0.0),
+            std_norm=_std_norm(keys, opt["std_norm"], bool(alg.get("norm_adv_by_std_in_grpo", True))),
+            conditions=_conditions(keys, opt["conditions"]),
+            nan_policy=_choice("nan_policy", opt["nan_policy"], NAN_POLICIES),
             use_kl_in_reward=bool(alg.get("use_kl_in_reward", False)),
-            kl_in_reward=_kl_mode(opts.get("kl_in_reward", "raw")),
-            kl_weight=_finite("kl_weight", opts.get("kl_weight", 1.0)),
-            impl=_choice("impl", opts.get("impl", "gdpo_verl"), IMPLS),
-            **_aggregation(keys, opts),
+            kl_in_reward=_kl_mode(opt["kl_in_reward"]),
+            kl_weight=_number("kl_weight", opt["kl_weight"]),
+            impl=_choice("impl", opt["impl"], IMPLS),
+            **_aggregation(keys, opt["aggregation"], opt["aggregation_args"]),
             weight_schedule=schedule,
         )
         if cfg.use_kl_in_reward and cfg.kl_in_reward == "error":
@@ -124,6 +112,20 @@ class GDPOConfig:
                 "(actor_rollout_ref.actor.use_kl_loss=True)."
             )
         return cfg
+
+
+_parsed: dict[int, tuple[Any, GDPOConfig]] = {}
+
+
+def parse_once(algorithm: Any) -> GDPOConfig:
+    """:meth:`GDPOConfig.from_algorithm`, once per config object: verl hands the estimator the same ``algorithm``
+    section at every step of a run. (The object is held, so its id is never reused for another one.)"""
+    hit = _parsed.get(id(algorithm))
+    if hit is not None and hit[0] is algorithm:
+        return hit[1]
+    cfg = GDPOConfig.from_algorithm(algorithm)
+    _parsed[id(algorithm)] = (algorithm, cfg)
+    return cfg
 
 
 def missing_reward_keys_message() -> str:
@@ -156,27 +158,14 @@ def unknown_algorithm_keys(alg: Mapping[str, Any]) -> str | None:
     return unknown_message("algorithm", [k for k in alg if str(k).startswith("gdpo")], ALGORITHM_KEYS)
 
 
-def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str = "key") -> None:
+def _reject_unknown(section: str, given: Iterable[Any], known: tuple[str, ...], what: str) -> None:
     problem = unknown_message(section, given, known, what)
     if problem:
         raise GDPOConfigError(problem)
 
 
-def _finite(name: str, value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise GDPOConfigError(f"algorithm.gdpo.{name} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise GDPOConfigError(f"algorithm.gdpo.{name} must be finite, got {value!r}")
-    return out
-
-
-def _eps(name: str, value: Any) -> float:
-    out = _finite(name, value)
-    if out < 0:
-        raise GDPOConfigError(f"algorithm.gdpo.{name} must be >= 0, got {value!r}")
-    return out
+def _number(name: str, value: Any, **bounds: Any) -> float:
+    return number(f"algorithm.gdpo.{name}", value, GDPOConfigError, **bounds)
 
 
 def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
@@ -249,14 +238,11 @@ def _conditions(keys: tuple[str, ...], raw: Any) -> tuple[Condition, ...]:
 
 
 # --- multi-reward aggregation (gdpo_verl.aggregations) ---------------------------------------------------------------
-def _aggregation(keys: tuple[str, ...], opts: Mapping[str, Any]) -> dict[str, Any]:
-    from gdpo_verl.aggregations import DEFAULT, AggregationError, validate
-
-    name = opts.get("aggregation", DEFAULT)
+def _aggregation(keys: tuple[str, ...], name: Any, raw_args: Any) -> dict[str, Any]:
     if not isinstance(name, str) or not name:
         raise GDPOConfigError(f"algorithm.gdpo.aggregation must be a name, got {name!r}")
     try:
-        args = validate(name, opts.get("aggregation_args"), keys)
+        args = validate(name, raw_args, keys)
     except AggregationError as e:
         raise GDPOConfigError(f"algorithm.gdpo.aggregation={name!r}: {e}") from None
     return {"aggregation": name, "aggregation_args": tuple(args.items())}
@@ -264,9 +250,6 @@ def _aggregation(keys: tuple[str, ...], opts: Mapping[str, Any]) -> dict[str, An
 
 def _scheduled_weights(keys: tuple[str, ...], raw: Any) -> tuple[tuple[float, ...], tuple[Any, ...]]:
     """(weights, ()) for constant weights; (weights at step 0, one Schedule per key) when an entry is a schedule."""
-    from gdpo_verl.aggregations import AggregationError
-    from gdpo_verl.aggregations.schedules import parse_schedule
-
     if raw is None or isinstance(raw, str | int | float) or not any(isinstance(w, Mapping) for w in raw):
         return _weights(keys, raw), ()
     if len(raw) != len(keys):

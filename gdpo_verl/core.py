@@ -10,30 +10,35 @@ Notation: B samples (rollouts), K reward components, groups = rollouts of the sa
 Choices the paper leaves open: unbiased std; a reward whose values are all equal inside a group, or a group of
 one rollout, contributes exactly 0; missing values (NaN) are left out of their reward's statistics and give A_k = 0;
 a sample with every reward missing gets 0 and is left out of the batch statistics. No NaN ever comes out.
+
+The estimator (:mod:`gdpo_verl.estimator`) runs these steps with an aggregation in place of Eq. 5/7;
+:func:`gdpo_advantages` is the paper's GDPO as one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-BATCH_NORM_MODES = ("sample", "token", "none")
-NAN_POLICIES = ("exclude", "zero", "error")
-ConditionColumns = tuple[int, int, float]  # Eq. 8 as (target column, gate column, threshold)
+from gdpo_verl.conditions import conditioned
+from gdpo_verl.defaults import BATCH_NORM_MODES, DEFAULTS, ConditionColumns
+
+GROUP_EPS = DEFAULTS["eps_group"]
+BATCH_EPS = DEFAULTS["eps_batch"]
 
 
 @dataclass
 class GDPOResult:
     advantages: torch.Tensor  # (B,) final scalar advantage per sample, float64
     per_reward: torch.Tensor  # (B, K) group-normalized A_k (before weights), float64
-    combined: torch.Tensor  # (B,) A_sum, before the batch step
+    combined: torch.Tensor  # (B,) A_sum from the rewards, before any KL term and the batch step
     counted: torch.Tensor  # (B,) bool: sample enters the batch statistics
     rewards: torch.Tensor  # (B, K) components after conditioning / NaN policy (NaN = missing)
     gid: torch.Tensor  # (B,) dense group ids
-    stats: dict[str, float] = field(default_factory=dict)
-    reward_part: torch.Tensor | None = None  # (B,) A_sum without the ``extra`` term (the rewards' part)
+    n_groups: int
+    stats: dict[str, float]  # batch_mean, batch_std
 
 
 def group_index(index: Sequence | torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -46,16 +51,29 @@ def group_index(index: Sequence | torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.tensor(dense, dtype=torch.long), len(ids)
 
 
-def _scatter_sum(values: torch.Tensor, gid: torch.Tensor, n_groups: int) -> torch.Tensor:
+def scatter_sum(values: torch.Tensor, gid: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per-group sums of ``values`` (B, ...) -> (n_groups, ...)."""
     out = torch.zeros((n_groups,) + values.shape[1:], dtype=values.dtype, device=values.device)
     return out.index_add_(0, gid, values)
+
+
+def group_stats(rewards: torch.Tensor, gid: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, ...]:
+    """Per group and column of ``rewards`` (B, K), over non-missing values: (count, mean, unbiased std), each
+    (n_groups, K) float64; the std of fewer than 2 values is 0."""
+    r = rewards.to(torch.float64)
+    valid = ~torch.isnan(r)
+    count = scatter_sum(valid.to(torch.float64), gid, n_groups)
+    mean = scatter_sum(torch.where(valid, r, 0.0), gid, n_groups) / count.clamp(min=1.0)
+    dev = torch.where(valid, r - mean.index_select(0, gid), 0.0)
+    std = (scatter_sum(dev * dev, gid, n_groups) / (count - 1.0).clamp(min=1.0)).sqrt()
+    return count, mean, std
 
 
 def group_normalize(
     rewards: torch.Tensor,
     gid: torch.Tensor,
     n_groups: int,
-    eps: float = 1e-6,
+    eps: float = GROUP_EPS,
     scale_by_std: torch.Tensor | bool = True,
     zero_tol: float = 1e-9,
 ) -> torch.Tensor:
@@ -64,12 +82,7 @@ def group_normalize(
     """
     r = rewards.to(torch.float64)
     valid = ~torch.isnan(r)
-    r0 = torch.where(valid, r, torch.zeros_like(r))
-    count = _scatter_sum(valid.to(torch.float64), gid, n_groups)  # (n, K)
-    mean = _scatter_sum(r0, gid, n_groups) / count.clamp(min=1.0)
-    dev = torch.where(valid, r - mean.index_select(0, gid), torch.zeros_like(r))
-    var = _scatter_sum(dev * dev, gid, n_groups) / (count - 1.0).clamp(min=1.0)
-    std = var.sqrt()
+    count, mean, std = group_stats(r, gid, n_groups)
     # Zero-variance test on the value range, so float noise never gets divided by a tiny std.
     big = torch.finfo(torch.float64).max
     at = gid.unsqueeze(-1).expand_as(r)
@@ -79,9 +92,14 @@ def group_normalize(
     informative = (count >= 2.0) & ~flat  # (n, K)
     scale = torch.as_tensor(scale_by_std, dtype=torch.bool, device=r.device)
     denom = torch.where(scale, std + eps, torch.ones_like(std))
-    adv = (r0 - mean.index_select(0, gid)) / denom.index_select(0, gid)
+    adv = (r - mean.index_select(0, gid)) / denom.index_select(0, gid)  # NaN where missing, dropped by keep
     keep = valid & informative.index_select(0, gid)
     return torch.where(keep, adv, torch.zeros_like(adv))
+
+
+def flat_groups(per_reward: torch.Tensor, gid: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """(n_groups, K) bool: reward k gives every rollout of the group A_k = 0 (flat, missing or a singleton)."""
+    return scatter_sum((per_reward != 0).to(torch.float64), gid, n_groups) == 0
 
 
 def apply_conditions(rewards: torch.Tensor, conditions: Sequence[ConditionColumns]) -> torch.Tensor:
@@ -89,14 +107,21 @@ def apply_conditions(rewards: torch.Tensor, conditions: Sequence[ConditionColumn
     where the gate is >= threshold. Gates read the unconditioned values; a missing gate or target stays missing."""
     out = rewards.clone()
     for target_col, gate_col, threshold in conditions:
-        gate, target = rewards[:, gate_col], rewards[:, target_col]
-        gated = torch.where(gate >= threshold, target, torch.zeros_like(target))
-        out[:, target_col] = torch.where(torch.isnan(gate) | torch.isnan(target), float("nan"), gated)
+        out[:, target_col] = conditioned(rewards[:, target_col], rewards[:, gate_col], threshold)
     return out
 
 
+def sign_conflict(contributions: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: some column of ``contributions`` (B, K) is > 0 and another < 0 (zeros agree with everything)."""
+    return (contributions > 0).any(dim=1) & (contributions < 0).any(dim=1)
+
+
 def batch_normalize(
-    values: torch.Tensor, counted: torch.Tensor, mode: str, eps: float = 1e-6, lengths: torch.Tensor | None = None
+    values: torch.Tensor,
+    counted: torch.Tensor,
+    mode: str,
+    eps: float = BATCH_EPS,
+    lengths: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, float]:
     """Eq. 6. ``sample``: each counted rollout once; ``token``: weighted by response length (verl built-in parity,
     i.e. masked whitening: unbiased token variance, ``rsqrt(var + eps**2)``); ``none``: unchanged.
@@ -128,23 +153,17 @@ def gdpo_advantages(
     index: Sequence | torch.Tensor,
     weights: Sequence[float] | torch.Tensor | None = None,
     *,
-    eps_group: float = 1e-6,
-    eps_batch: float = 1e-6,
+    eps_group: float = GROUP_EPS,
+    eps_batch: float = BATCH_EPS,
     scale_by_std: Sequence[bool] | bool = True,
-    batch_norm: str = "sample",
+    batch_norm: str = DEFAULTS["batch_norm"],
     conditions: Sequence[ConditionColumns] = (),
     lengths: torch.Tensor | None = None,
-    extra: torch.Tensor | None = None,
-    combine: Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> GDPOResult:
-    """GDPO scalar advantages for a batch.
+    """The paper's GDPO for a batch: Eq. 8, Eq. 4, Eq. 5/7 (weighted sum), Eq. 6.
 
     rewards: (B, K) components (NaN = missing). index: (B,) group labels. weights: (K,), default all 1.
     lengths: (B,) response lengths (for ``token`` mode).
-    extra: (B,) term added to A_sum before the batch step (e.g. the sequence-level KL shaping). A non-finite entry
-    is missing: that rollout gets no extra term, and the count is ``stats["extra_nonfinite"]``.
-    combine: replaces Eq. 5/7 (``per_reward @ weights``): called as (rewards, gid, n_groups, per_reward, weights),
-    returns A_sum (B,) (see :mod:`gdpo_verl.aggregations`).
     """
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be (batch, n_rewards), got shape {tuple(rewards.shape)}")
@@ -152,21 +171,13 @@ def gdpo_advantages(
     w = torch.ones(n_rewards, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
     if w.shape != (n_rewards,):
         raise ValueError(f"{w.numel()} weights for {n_rewards} rewards")
-    r = apply_conditions(rewards.to(torch.float64), conditions) if conditions else rewards.to(torch.float64)
+    r = apply_conditions(rewards.to(torch.float64), conditions)
     gid, n_groups = group_index(index)
     if gid.numel() != n_samples:
         raise ValueError(f"index has {gid.numel()} entries for {n_samples} samples")
     gid = gid.to(r.device)
     per_reward = group_normalize(r, gid, n_groups, eps_group, torch.as_tensor(scale_by_std))
-    w = w.to(r.device)
-    combined = reward_part = per_reward @ w if combine is None else combine(r, gid, n_groups, per_reward, w)
-    stats: dict[str, float] = {}
-    if extra is not None:
-        extra = extra.to(device=r.device, dtype=torch.float64)
-        finite = torch.isfinite(extra)
-        stats["extra_nonfinite"] = float((~finite).sum())
-        combined = combined + torch.where(finite, extra, torch.zeros_like(extra))
+    combined = per_reward @ w.to(r.device)
     counted = ~torch.isnan(r).all(dim=1)
     adv, mean, std = batch_normalize(combined, counted, batch_norm, eps_batch, lengths)
-    stats.update(batch_mean=mean, batch_std=std)
-    return GDPOResult(adv, per_reward, combined, counted, r, gid, stats, reward_part)
+    return GDPOResult(adv, per_reward, combined, counted, r, gid, n_groups, {"batch_mean": mean, "batch_std": std})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,3 +20,27 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: to_plain(v) for k, v in value.items()}
     return value
+
+
+def number(
+    where: str,
+    value: Any,
+    error: type[ValueError] = ValueError,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    lo_open: bool = False,
+    integer: bool = False,
+) -> float:
+    """``value`` as a finite float within [lo, hi] (``lo_open``: > lo; ``integer``: a whole number), else ``error``
+    naming ``where`` and what it must be. The one number check of every GDPO setting."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{where} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise error(f"{where} must be finite, got {value!r}")
+    if x < lo or x > hi or (lo_open and x == lo) or (integer and x != int(x)):
+        bounds = [f"> {lo:g}" if lo_open else f">= {lo:g}"] if lo > -math.inf else []
+        bounds += [f"<= {hi:g}"] if hi < math.inf else []
+        raise error(f"{where} must be {'an integer ' if integer else ''}{' and '.join(bounds)}, got {value!r}")
+    return x

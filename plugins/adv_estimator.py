@@ -104,11 +104,12 @@ def _dense_groups(index: Any) -> torch.Tensor:
 
 
 def _parse_config(config: Any):
-    """Every config type verl passes (DictConfig, its AlgoConfig dataclass, a dict). No reward keys is an error:
-    GDPO on the summed score alone would be GRPO plus a batch step; ``[score]`` must be asked for."""
-    from gdpo_verl.config import GDPOConfig
+    """Every config type verl passes (DictConfig, its AlgoConfig dataclass, a dict), parsed once per config object.
+    No reward keys is an error: GDPO on the summed score alone would be GRPO plus a batch step; ``[score]`` must be
+    asked for."""
+    from gdpo_verl.config import parse_once
 
-    return GDPOConfig.from_algorithm(config)
+    return parse_once(config)
 
 
 def compute_gdpo_outcome_advantage(

@@ -94,7 +94,7 @@ def main() -> None:
         cells = (f"{t_builtin * 1e3:.1f}ms", f"{t_grpo * 1e3:.1f}ms", f"{t_ours * 1e3:.1f}ms")
         ratios = (f"{t_builtin / t_ours:.1f}x", f"{t_ours / t_grpo:.2f}x")
         print("".join(f"{c:>17}" for c in (shape, *cells, *ratios)))
-    print("targets: builtin/ours >= 30x, ours/grpo_vec <= 1.3x (at 8192x3x1024)")
+    print("targets: builtin/ours >= 30x, ours/grpo_vec <= 1.1x (at 8192x3x1024)")
 
 
 if __name__ == "__main__":

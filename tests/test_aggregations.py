@@ -80,12 +80,12 @@ def _expected(name: str, args: dict, weights, r, index):
         return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
     if name == "cv":
 
-        def coef(c):
+        def coef(c):  # ranges default to [0, 1]: no shift
             m = sum(c) / len(c)
-            return math.sqrt(sum((x - m) ** 2 for x in c) / len(c)) / (abs(m) + 1e-6)
+            return math.sqrt(sum((x - m) ** 2 for x in c) / (len(c) - 1)) / (abs(m) + 1e-8)
 
         cvs = _loop_weights(r, coef)
-        eff = [w[j] * k * cvs[j] / sum(cvs) for j in range(k)]
+        eff = [w[j] * k * cvs[j] / (sum(cvs) + 1e-8) for j in range(k)]
         return [sum(eff[j] * a[i][j] for j in range(k)) for i in range(b)], eff
     groups: dict = {}
     for i, g in enumerate(index):
@@ -102,15 +102,18 @@ def _expected(name: str, args: dict, weights, r, index):
             for i in rows:
                 out[i] = sum(w[j] * (k * sig[j] / tot if tot > 0 else 1.0) * a[i][j] for j in range(k))
         return out, None
-    scale, beta = args.get("scale", 0.0), args.get("prompt_power", 1.0)
-    conflict = [
-        any(w[p] * a[i][p] > 0 for p in range(k)) and any(w[q] * a[i][q] < 0 for q in range(k)) for i in range(b)
-    ]
+    beta, tau = args.get("prompt_power", 1.0), args.get("ratio_threshold", 0.2)
+    conflict = []
+    for i in range(b):
+        c = [w[j] * a[i][j] for j in range(k)]
+        opposed = any(x > 0 for x in c) and any(x < 0 for x in c)
+        near_zero = abs(sum(c)) / (sum(abs(x) for x in c) + 1e-8) < tau
+        conflict.append(opposed and (near_zero or args.get("mode", "hard") == "hard"))
     out = [0.0] * b
     for rows in groups.values():
         rho = 1 - sum(conflict[i] for i in rows) / len(rows)
         for i in rows:
-            out[i] = rho**beta * (scale if conflict[i] else 1.0) * sum(w[j] * a[i][j] for j in range(k))
+            out[i] = 0.0 if conflict[i] else rho**beta * sum(w[j] * a[i][j] for j in range(k))
     return out, None
 
 
@@ -122,18 +125,20 @@ def _expected(name: str, args: dict, weights, r, index):
         ("cv", {}),
         ("group_variance", {}),
         ("conflict", {}),
-        ("conflict", {"scale": 0.5, "prompt_power": 2.0}),
+        ("conflict", {"mode": "ratio", "ratio_threshold": 0.5, "prompt_power": 2.0}),
     ],
 )
 def test_builtins_follow_their_equations(name, args):
     from gdpo_verl.aggregations import AggregationConfig, resolve
+    from gdpo_verl.aggregations.options import check_options
     from gdpo_verl.core import gdpo_advantages, group_index
 
     r, index, _, _ = batch(7)
     weights = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
     res = gdpo_advantages(r, index, weights)
     gid, n = group_index(index)
-    out = resolve(name)(r, gid, res.per_reward, AggregationConfig(tuple(KEYS), weights, args, n))
+    full = check_options(name, args, tuple(KEYS))
+    out = resolve(name)(r, gid, res.per_reward, AggregationConfig(tuple(KEYS), weights, full, n))
     want, eff = _expected(name, args, weights, r, index)
     torch.testing.assert_close(out.combined, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=1e-12)
     if eff is not None:
@@ -142,7 +147,8 @@ def test_builtins_follow_their_equations(name, args):
 
 def test_conflict_with_no_penalty_is_gdpo_and_changes_otherwise():
     base, _ = run(cfg())
-    same, _ = run(cfg("conflict", gdpo={"aggregation_args": {"scale": 1.0, "prompt_power": 0.0}}))
+    off = {"mode": "ratio", "ratio_threshold": 0.0, "prompt_power": 0.0}  # |ratio| < 0 drops nothing
+    same, _ = run(cfg("conflict", gdpo={"aggregation_args": off}))
     assert torch.equal(same, base)
     dropped, _ = run(cfg("conflict"))
     assert not torch.allclose(dropped, base) and torch.isfinite(dropped).all()
@@ -178,10 +184,10 @@ def test_saturation_needs_the_range_of_a_reward_outside_zero_one():
         ({"aggregation": "sat"}, r"unknown aggregation 'sat'; available: \['gdpo', 'saturation', 'cv'"),
         (
             {"aggregation": "cv", "aggregation_args": {"gamma": 1}},
-            r"no option\(s\) \['gamma'\]; its options: \['eps'\]",
+            r"no option\(s\) \['gamma'\]; its options: \['eps', 'ranges'\]",
         ),
         ({"aggregation": "gdpo", "aggregation_args": {"gamma": 1}}, r"no option\(s\) \['gamma'\]; its options: none"),
-        ({"aggregation": "conflict", "aggregation_args": {"scale": 2}}, r"scale must be finite, >= 0 and <= 1"),
+        ({"aggregation": "conflict", "aggregation_args": {"prompt_power": -1}}, r"prompt_power must be >= 0, got -1"),
         ({"aggregation": "saturation", "aggregation_args": {"ranges": {"x": [0, 1]}}}, r"names \['x'\]"),
         ({"aggregation": "no_such_module_xyz:fn"}, r"cannot load 'fn' from 'no_such_module_xyz'"),
     ],
@@ -237,3 +243,130 @@ def test_user_aggregation_by_entry_point(user_module):
 def test_user_aggregation_results_are_checked(user_module, fn, message):
     with pytest.raises(AggregationError, match=message):
         run(cfg(f"my_aggs:{fn}"))
+
+
+def _agg(name, comps, index, weights=(1.0, 1.0), batch_norm="none", **args):
+    c = GDPOConfig.from_algorithm(
+        {
+            "gdpo_reward_keys": ["a", "b"],
+            "gdpo_reward_weights": list(weights),
+            "gdpo": {"aggregation": name, "aggregation_args": args, "batch_norm": batch_norm},
+        }
+    )
+    return compute_gdpo(torch.tensor(comps, dtype=torch.float64), index, torch.ones(len(index)), c)
+
+
+def test_conflict_ratio_threshold_is_strict_and_uses_its_epsilon():
+    # equal weights, a = [1, 0], b = [0, 1]: each rollout's weighted advantages cancel exactly (ratio 0)
+    comps, index = [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1]
+    out, _ = _agg("conflict", comps, index, batch_norm="sample", mode="ratio", ratio_threshold=0.0)
+    base, _ = _agg("gdpo", comps, index, batch_norm="sample")
+    assert torch.equal(out, base)  # |ratio| < 0 drops nothing (a dropped rollout would leave the batch statistics)
+    # weights 3 : 1 give |3x - x| / (3x + x + 1e-8), just under 0.5: dropped at tau = 0.5
+    out, m = _agg(
+        "conflict", [[1, 0], [0, 1], [1, 1], [0, 0]], [0, 0, 1, 1], (3.0, 1.0), mode="ratio", ratio_threshold=0.5
+    )
+    x = 0.5 / (0.5**0.5 + 1e-6)
+    assert out.tolist() == pytest.approx([0.0, 0.0, 4 * x, -4 * x], abs=1e-12)
+    # the kept share of group 0 is 0 and of group 1 is 1: the logged weights are w * mean(rho of kept, 0 of dropped)
+    assert (m["gdpo/a/weight"], m["gdpo/b/weight"]) == pytest.approx((3.0 * 0.5, 1.0 * 0.5))
+
+
+def test_conflict_scales_kept_rollouts_by_their_groups_kept_share():
+    # group 0: rollouts 0, 1 conflict, 2 agrees (kept share 1/3); group 1 all agree
+    comps = [[1, 0], [0, 1], [1, 1], [1, 1], [0, 0], [1, 1]]
+    out, _ = _agg("conflict", comps, [0, 0, 0, 1, 1, 1], prompt_power=2.0)
+    plain, _ = _agg("gdpo", comps, [0, 0, 0, 1, 1, 1])
+    assert out[:2].tolist() == [0.0, 0.0]
+    assert float(out[2]) == pytest.approx(float(plain[2]) / 9, abs=1e-12)
+    assert out[3:].tolist() == pytest.approx(plain[3:].tolist(), abs=1e-12)
+
+
+def test_group_variance_power_and_small_spreads():
+    # group 0: a = [0, 0.2] (sigma 0.1414), b = [0, 0.1] (sigma 0.0707); total < 1
+    comps = [[0.0, 0.0], [0.2, 0.1], [1.0, 0.0], [0.0, 0.0]]
+    out, m = _agg("group_variance", comps, [0, 0, 1, 1], (1.0, 2.0), power=2.0)
+    sa, sb = 0.2**2 / 2, 0.1**2 / 2  # sigma^2 per reward in group 0
+    fa, fb = 2 * sa / (sa + sb), 2 * sb / (sa + sb)
+    a0 = 0.1 / (0.2 / 2**0.5 + 1e-6)
+    b0 = 0.05 / (0.1 / 2**0.5 + 1e-6)
+    a1 = 0.5 / (1 / 2**0.5 + 1e-6)
+    want = [-(fa * a0 + 2 * fb * b0), fa * a0 + 2 * fb * b0, 2 * a1, -2 * a1]  # group 1: only a varies (factor 2)
+    assert out.tolist() == pytest.approx(want, abs=1e-9)
+    assert m["gdpo/a/weight"] == pytest.approx((2 * fa + 2 * 2.0) / 4)  # mean over rollouts of w_a * factor
+    assert m["gdpo/b/weight"] == pytest.approx((2 * 2.0 * fb + 0.0) / 4)
+
+
+def test_saturation_keeps_the_weight_of_an_all_missing_reward():
+    _, m = _agg("saturation", [[1, NAN], [0, NAN], [1, NAN], [1, NAN]], [0, 0, 1, 1], (2.0, 3.0), gamma=2.0)
+    assert m["gdpo/b/weight"] == 3.0 and "gdpo/b/saturation" not in m
+    assert m["gdpo/a/saturation"] == 0.75 and m["gdpo/a/weight"] == pytest.approx(2.0 * 0.25**2)
+    _, m = _agg("saturation", [[1, NAN], [0, NAN], [1, 0.4], [1, NAN]], [0, 0, 1, 1], gamma=1.0)
+    assert m["gdpo/b/saturation"] == pytest.approx(0.4) and m["gdpo/b/weight"] == pytest.approx(0.6)
+
+
+def test_range_error_names_the_reward_outside_its_range():
+    with pytest.raises(AggregationError) as err:
+        _agg("cv", [[0.5, 2.0], [0.5, 0.0]], [0, 0], ranges={"a": [0, 1]})
+    assert str(err.value) == (
+        "aggregation cv: reward 'b' has values outside its range [0, 1]; declare it: aggregation_args.ranges.b=[lo,hi]"
+    )
+
+
+def test_gdpo_saturation_metric_only_for_rewards_inside_zero_one():
+    _, m = _agg("gdpo", [[0.0, 2.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.5]], [0, 0, 1, 1])
+    assert m["gdpo/a/saturation"] == 0.5 and "gdpo/b/saturation" not in m
+    _, m = _agg("gdpo", [[0.0, -0.5], [1.0, 0.0], [1.0, 1.0], [0.0, 0.5]], [0, 0, 1, 1])
+    assert "gdpo/b/saturation" not in m
+
+
+def _user(fn):
+    import types
+
+    mod = types.ModuleType("gdpo_user_aggs_test")
+    mod.fn = fn
+    sys.modules["gdpo_user_aggs_test"] = mod
+    return cfg("gdpo_user_aggs_test:fn")
+
+
+def test_user_aggregation_float32_result_and_kept_checks():
+    from gdpo_verl.aggregations import AggregationOutput
+
+    r, index, lengths, _ = batch(3)
+    out, _ = compute_gdpo(r, index, lengths, _user(lambda r, g, a, c: (a @ c.weights).float()))
+    base, _ = compute_gdpo(r, index, lengths, cfg())
+    assert out.dtype == torch.float64 and torch.allclose(out, base, atol=1e-5)
+    bad = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=torch.ones(3, dtype=torch.bool)))
+    with pytest.raises(AggregationError) as err:
+        compute_gdpo(r, index, lengths, bad)
+    assert str(err.value) == "aggregation 'gdpo_user_aggs_test:fn' returned kept that is not a (B,) = (96,) tensor"
+    bad = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=[True] * 96))
+    with pytest.raises(AggregationError, match="returned kept that is not a"):
+        compute_gdpo(r, index, lengths, bad)
+    with pytest.raises(AggregationError) as err:
+        compute_gdpo(r, index, lengths, _user(lambda r, g, a, c: [0.0] * 96))
+    assert str(err.value) == "aggregation 'gdpo_user_aggs_test:fn' returned list, expected a (B,) tensor"
+    keep_half = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=torch.arange(96) % 2 == 0))
+    out, _ = compute_gdpo(r, index, lengths, keep_half)
+    assert bool((out[1::2] == 0).all()) and bool((out[::2] != 0).any())
+
+
+def test_cv_reads_a_fractional_range_in_float64():
+    comps = [[0.15, 0.0], [0.95, 1.0], [0.35, 1.0], [0.55, 0.0]]
+    _, m = _agg("cv", comps, [0, 0, 1, 1], ranges={"a": [0.1, 1.1]})
+    shifted = [v[0] - 0.1 for v in comps]
+    mu = sum(shifted) / 4
+    cv_a = math.sqrt(sum((x - mu) ** 2 for x in shifted) / 3) / (abs(mu) + 1e-8)
+    cv_b = math.sqrt(sum((v[1] - 0.5) ** 2 for v in comps) / 3) / (0.5 + 1e-8)
+    assert m["gdpo/a/weight"] == pytest.approx(2 * cv_a / (cv_a + cv_b + 1e-8), abs=1e-14)
+
+
+def test_group_variance_keeps_the_weights_of_a_flat_group():
+    # group 1 is flat in both rewards: its rollouts keep w_k (factor 1) in the logged mean weight
+    _, m = _agg("group_variance", [[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]], [0, 0, 1, 1], (2.0, 3.0))
+    assert (m["gdpo/a/weight"], m["gdpo/b/weight"]) == pytest.approx(((2 * 2.0 * 2 + 2.0 * 2) / 4, (0 + 3.0 * 2) / 4))
+
+
+def test_a_zero_weight_reward_never_conflicts():
+    _, m = _agg("gdpo", [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], [0, 0, 1, 1], (1.0, 0.0))
+    assert m["gdpo/conflict/a__b"] == 0.0

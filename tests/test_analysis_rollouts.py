@@ -53,7 +53,7 @@ def test_collapse_count_matches_training_metric():
     r = torch.tensor([[a, float("nan") if f is None else f] for a, f in rows], dtype=torch.float64)
     gid, _ = group_index([p for p, g in GROUPS.items() for _ in g])
     w = torch.ones(2, dtype=torch.float64)
-    expected = collapse_metrics(gdpo_advantages(r, gid, batch_norm="none"), gid, w, 1e-6)
+    expected = collapse_metrics(gdpo_advantages(r, gid, batch_norm="none"), w, 1e-6)
     df = pd.DataFrame({"uid": [p for p, g in GROUPS.items() for _ in g], "acc": r[:, 0], "format": r[:, 1]})
     reports, _, _ = _analyze_frame(df)
     assert reports[0]["collapsed_frac"] == pytest.approx(expected["gdpo/collapse/grpo_collapsed_frac"])

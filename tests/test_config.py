@@ -102,3 +102,35 @@ def test_every_known_option_is_accepted():
         with pytest.raises(GDPOConfigError) as e:
             GDPOConfig.from_algorithm({"gdpo_reward_keys": ["a"], "gdpo": {name: object()}})
         assert "unknown option" not in str(e.value)
+
+
+def test_parse_once_per_config_object():
+    from gdpo_verl.config import parse_once
+
+    alg = OmegaConf.create({"gdpo_reward_keys": ["a", "b"], "gdpo": {"aggregation": "cv"}})
+    first = parse_once(alg)
+    assert parse_once(alg) is first
+    other = parse_once(OmegaConf.create({"gdpo_reward_keys": ["a", "b"]}))
+    assert other is not first and other.aggregation == "gdpo"
+    bad = {"gdpo_reward_keys": ["a"], "gdpo": {"eps_group": -1}}
+    for _ in range(2):  # an invalid config is not remembered: it stops every call
+        with pytest.raises(GDPOConfigError, match="eps_group must be >= 0"):
+            parse_once(bad)
+
+
+def test_config_and_check_need_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from gdpo_verl.config import GDPOConfig\n"
+        "from gdpo_verl.check.rewards import manager_reward_names\n"
+        "c = GDPOConfig.from_algorithm({'gdpo_reward_keys': ['a', 'b'], 'gdpo_reward_weights': "
+        "[1, {'schedule': 'linear', 'start': 0, 'end': 1, 'steps': 10}], 'gdpo': {'aggregation': 'cv', "
+        "'aggregation_args': {'ranges': {'a': [-3, 3]}}}})\n"
+        "print(dict(c.aggregation_args)['eps'], c.weight_schedule[1].at(5), manager_reward_names({'suite': 'gsm8k'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1e-08 0.5 (['correct', 'integer', 'format'], None)"

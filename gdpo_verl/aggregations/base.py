@@ -7,8 +7,8 @@ An aggregation is called as ``fn(rewards, group_ids, advantages, config)``:
 - ``advantages``: (B, K) float64 group-normalized A_k (paper Eq. 4; 0 where missing), NaN-free;
 - ``config``: :class:`AggregationConfig` (reward keys, weights after any schedule, the user's options).
 
-It returns (B,) scalars, or an :class:`AggregationOutput` that also reports effective weights and saturations.
-Torch only.
+It returns (B,) scalars, or an :class:`AggregationOutput` that also reports effective weights and saturations, and
+may leave rollouts out of the batch step (``kept``). Torch only.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from typing import Any
 
 import torch
 
-
-class AggregationError(ValueError):
-    """An aggregation name, option or result that does not fit."""
+from .options import AggregationError
 
 
 @dataclass(frozen=True)
@@ -37,13 +35,15 @@ class AggregationOutput:
     combined: torch.Tensor  # (B,) A_sum
     weights: torch.Tensor | None = None  # (K,) effective weight per reward (mean over rollouts where it varies)
     saturation: torch.Tensor | None = None  # (K,) s_k in [0, 1], NaN where unknown
+    kept: torch.Tensor | None = None  # (B,) bool: rollouts the batch step counts (None: all); the others get 0
 
 
 AggregationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AggregationConfig], "AggregationOutput | Any"]
 
 
 def check_output(name: str, out: Any, n_samples: int, counted: torch.Tensor) -> AggregationOutput:
-    """A result of aggregation ``name`` as an AggregationOutput: (B,) finite on every counted rollout."""
+    """A result of aggregation ``name`` as an AggregationOutput: (B,) finite on every counted rollout, 0 on the
+    others; ``kept`` narrowed to the counted rollouts."""
     if not isinstance(out, AggregationOutput):
         out = AggregationOutput(out)
     combined = out.combined
@@ -62,5 +62,10 @@ def check_output(name: str, out: Any, n_samples: int, counted: torch.Tensor) -> 
         raise AggregationError(
             f"aggregation {name!r} returned {int(bad.sum())} non-finite value(s) for rollouts that have rewards"
         )
+    if out.kept is not None:
+        if not isinstance(out.kept, torch.Tensor) or tuple(out.kept.shape) != (n_samples,):
+            raise AggregationError(f"aggregation {name!r} returned kept that is not a (B,) = ({n_samples},) tensor")
+        counted = counted & out.kept.to(torch.bool)
+    out.kept = counted
     out.combined = torch.where(counted, combined, torch.zeros_like(combined))
     return out

@@ -1,123 +1,89 @@
-"""Built-in aggregations beyond the paper's weighted sum. Equations as implemented (the cited papers were not at
-hand: each formula below is this project's reading of the method's description; details it leaves open are marked
-"decided"). Notation: r_ik reward k of rollout i, A_ik its group-normalized advantage (Eq. 4 of GDPO), w_k the
-configured (scheduled) weight, g(i) the group of rollout i, K the number of rewards. Every function returns A_sum.
+"""The built-in aggregations. Notation: r_ik reward k of rollout i (after conditioning, NaN = missing), A_ik its
+group-normalized advantage (GDPO Eq. 4), w_k the configured (scheduled) weight, g(i) the group of rollout i, K the
+number of rewards. Each returns A_sum (B,) before the batch step; options arrive checked with their defaults
+(:mod:`.options`). Sources of every equation: docs/aggregations.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 
-from gdpo_verl.core import _scatter_sum
+from gdpo_verl.core import group_stats, scatter_sum, sign_conflict
 
 from .base import AggregationConfig, AggregationError, AggregationOutput
+from .options import OPTIONS, load_user, ranges
 
 
-def _nan_mean_std(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per column over non-missing values: (mean, population std, count)."""
-    valid = ~torch.isnan(r)
-    n = valid.sum(dim=0).to(r.dtype)
-    r0 = torch.where(valid, r, torch.zeros_like(r))
-    mean = r0.sum(dim=0) / n.clamp(min=1.0)
-    dev = torch.where(valid, r - mean, torch.zeros_like(r))
-    return mean, ((dev * dev).sum(dim=0) / n.clamp(min=1.0)).sqrt(), n
+def weighted_sum(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
+    """GDPO Eq. 5/7: A_sum_i = sum_k w_k A_ik."""
+    return AggregationOutput(advantages @ config.weights)
 
 
-def saturation_of(rewards: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """s_k = clip((mean_i r_ik - lo_k) / (hi_k - lo_k), 0, 1) over non-missing values; NaN for an all-missing k."""
-    mean, _, n = _nan_mean_std(rewards)
-    s = ((mean - lo) / (hi - lo)).clamp(0.0, 1.0)
-    return torch.where(n > 0, s, torch.full_like(s, math.nan))
+def _batch_mean_std(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per column over the whole batch's non-missing values: (count, mean, unbiased std), each (K,)."""
+    count, mean, std = group_stats(r, torch.zeros(r.shape[0], dtype=torch.long, device=r.device), 1)
+    return count[0], mean[0], std[0]
 
 
-def ranges(keys: tuple[str, ...], raw: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``ranges: {key: [lo, hi]}`` -> (lo, hi) (K,) tensors; a key left out has [0, 1]."""
-    raw = raw or {}
-    if not isinstance(raw, Mapping):
-        raise AggregationError(f"aggregation_args.ranges must map reward key -> [lo, hi], got {raw!r}")
-    unknown = sorted(set(raw) - set(keys))
-    if unknown:
-        raise AggregationError(f"aggregation_args.ranges names {unknown}, not in gdpo_reward_keys={list(keys)}")
-    lo, hi = [0.0] * len(keys), [1.0] * len(keys)
-    for key, pair in raw.items():
-        try:
-            a, b = (float(x) for x in pair)
-        except (TypeError, ValueError):
-            raise AggregationError(f"aggregation_args.ranges.{key} must be [lo, hi], got {pair!r}") from None
-        if not (math.isfinite(a) and math.isfinite(b) and a < b):
-            raise AggregationError(f"aggregation_args.ranges.{key} must be finite with lo < hi, got {pair!r}")
-        lo[keys.index(key)], hi[keys.index(key)] = a, b
-    return torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
-
-
-def saturation(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
-    """SA-MRPO (arXiv 2608.16072), saturation-aware weights:
-
-        s_k   = clip((mean_i r_ik - lo_k) / (hi_k - lo_k), 0, 1)       batch mean over non-missing values
-        w'_k  = w_k (1 - s_k)^gamma
-        A_sum = sum_k w'_k A_ik
-
-    Options: ``gamma`` (>= 0, default 1; gamma = 0 gives w'_k = w_k, i.e. exactly GDPO), ``ranges`` ({key: [lo, hi]},
-    default [0, 1]). Decided: s_k is measured on the current batch (no moving average); a value outside its declared
-    range is an error (a wrong range would silently mis-weight); an all-missing reward keeps w_k.
-    """
-    lo, hi = ranges(config.keys, config.args.get("ranges"))
-    valid = ~torch.isnan(rewards)
-    outside = valid & ((rewards < lo) | (rewards > hi))
+def _ranges_of(rewards: torch.Tensor, config: AggregationConfig, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The declared (lo, hi) per reward; a value outside its range stops the run (a wrong range mis-weights)."""
+    lo, hi = (
+        torch.tensor(x, dtype=torch.float64, device=rewards.device) for x in ranges(config.keys, config.args["ranges"])
+    )
+    outside = ~torch.isnan(rewards) & ((rewards < lo) | (rewards > hi))
     if bool(outside.any()):
         k = int(outside.any(dim=0).nonzero()[0])
         raise AggregationError(
-            f"aggregation saturation: reward {config.keys[k]!r} has values outside its range "
+            f"aggregation {name}: reward {config.keys[k]!r} has values outside its range "
             f"[{float(lo[k]):g}, {float(hi[k]):g}]; declare it: aggregation_args.ranges.{config.keys[k]}=[lo,hi]"
         )
+    return lo, hi
+
+
+def saturation_of(rewards: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """s_k = (mean_i r_ik - lo_k) / (hi_k - lo_k) over non-missing values, in [0, 1] for values inside [lo, hi]
+    (which every caller checks); NaN for an all-missing k."""
+    count, mean, _ = _batch_mean_std(rewards)
+    s = (mean - lo) / (hi - lo)
+    return torch.where(count > 0, s, torch.full_like(s, math.nan))
+
+
+def saturation(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
+    """SA-MRPO (arXiv 2608.16072): w'_k = w_k (1 - s_k)^gamma, s_k the batch saturation; A_sum_i = sum_k w'_k A_ik.
+    An all-missing reward keeps w_k."""
+    lo, hi = _ranges_of(rewards, config, "saturation")
     s = saturation_of(rewards, lo, hi)
-    gamma = float(config.args.get("gamma", 1.0))
-    factor = torch.where(torch.isnan(s), torch.ones_like(s), (1.0 - torch.nan_to_num(s)) ** gamma)
+    factor = torch.where(torch.isnan(s), 1.0, (1.0 - torch.nan_to_num(s)) ** config.args["gamma"])
     weights = config.weights * factor
     return AggregationOutput(advantages @ weights, weights, s)
 
 
 def cv(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
-    """SAW (arXiv 2606.07705), weights from each reward's coefficient of variation over the batch:
+    """SAW (arXiv 2606.07705, estimator ``gdpo-h``): each reward shifted by its range's lower bound,
 
-        cv_k  = std_i r_ik / (|mean_i r_ik| + eps)       population std over non-missing values
-        w'_k  = w_k * K cv_k / sum_j cv_j                (w'_k = w_k when every cv_j is 0)
-        A_sum = sum_k w'_k A_ik
-
-    Option: ``eps`` (> 0, default 1e-6). Decided: the multipliers K cv_k / sum_j cv_j average to 1, so the scale of
-    A_sum stays that of GDPO (it matters only with ``batch_norm=none``).
+    cv_k  = std_i (r_ik - lo_k) / (|mean_i (r_ik - lo_k)| + eps)      unbiased std over the batch
+    w'_k  = w_k K cv_k / (sum_j cv_j + eps)
+    A_sum = sum_k w'_k A_ik
     """
-    mean, std, _ = _nan_mean_std(rewards)
-    c = std / (mean.abs() + float(config.args.get("eps", 1e-6)))
-    total = c.sum()
-    k = rewards.shape[1]
-    factor = torch.where(total > 0, k * c / total.clamp(min=torch.finfo(torch.float64).tiny), torch.ones_like(c))
-    weights = config.weights * factor
+    lo, _ = _ranges_of(rewards, config, "cv")
+    _, mean, std = _batch_mean_std(rewards - lo)
+    eps = config.args["eps"]
+    c = std / ((mean).abs() + eps)
+    weights = config.weights * (rewards.shape[1] * c / (c.sum() + eps))
     return AggregationOutput(advantages @ weights, weights)
 
 
 def group_variance(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
-    """DVAO (arXiv 2605.25604), weights from each reward's within-group variance:
+    """DVAO (arXiv 2605.25604), unverified reading (docs/aggregations.md): per group g,
 
-        sigma_gk = unbiased std of r_ik over the non-missing rollouts i of group g (0 for fewer than 2)
-        w'_gk    = w_k * K sigma_gk^p / sum_j sigma_gj^p          (w'_gk = w_k when every sigma_gj is 0)
-        A_sum_i  = sum_k w'_{g(i)k} A_ik
-
-    Option: ``power`` p (> 0, default 1). Decided: weights are per group (a reward that varies more inside a prompt's
-    group gets a larger share there) and average to 1 over the rewards; the logged weight is their mean over rollouts.
+    sigma_gk = unbiased std of r_ik over the non-missing rollouts i of g (0 for fewer than 2)
+    w'_gk    = w_k K sigma_gk^p / sum_j sigma_gj^p          (w'_gk = w_k when every sigma_gj is 0)
+    A_sum_i  = sum_k w'_{g(i)k} A_ik
     """
-    valid = ~torch.isnan(rewards)
-    r0 = torch.where(valid, rewards, torch.zeros_like(rewards))
-    n = config.n_groups
-    count = _scatter_sum(valid.to(torch.float64), group_ids, n)
-    mean = _scatter_sum(r0, group_ids, n) / count.clamp(min=1.0)
-    dev = torch.where(valid, rewards - mean.index_select(0, group_ids), torch.zeros_like(rewards))
-    sigma = (_scatter_sum(dev * dev, group_ids, n) / (count - 1.0).clamp(min=1.0)).sqrt()
-    sigma = torch.where(count >= 2, sigma, torch.zeros_like(sigma)) ** float(config.args.get("power", 1.0))
+    _, _, sigma = group_stats(rewards, group_ids, config.n_groups)
+    sigma = sigma ** config.args["power"]
     total = sigma.sum(dim=1, keepdim=True)
     k = rewards.shape[1]
     factor = torch.where(total > 0, k * sigma / total.clamp(min=torch.finfo(torch.float64).tiny), 1.0)
@@ -125,58 +91,38 @@ def group_variance(rewards, group_ids, advantages, config: AggregationConfig) ->
     return AggregationOutput((advantages * per_row).sum(dim=1), per_row.mean(dim=0))
 
 
-def sign_conflict(advantages: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: some reward pushes the rollout up and another pushes it down (signs of w_k A_ik, zeros ignored)."""
-    contrib = advantages * weights
-    return (contrib > 0).any(dim=1) & (contrib < 0).any(dim=1)
+RATIO_EPS = 1e-8  # GD²PO's ``gdpo_filter_ratio_conflict_eps``
 
 
 def conflict(rewards, group_ids, advantages, config: AggregationConfig) -> AggregationOutput:
-    """GD²PO (arXiv 2606.16771), conflict-aware aggregation:
+    """GD²PO (arXiv 2606.16771): drop rollouts whose rewards disagree, scale the rest by their group's kept share.
 
-        c_i     = 1 when w_k A_ik > 0 > w_l A_il for some rewards k, l (the rewards disagree on rollout i), else 0
-        m_i     = scale if c_i else 1                             scale = 0 drops conflicting rollouts
-        rho_g   = 1 - mean_{i in g} c_i                           agreement of prompt g's rewards
-        A_sum_i = rho_{g(i)}^beta * m_i * sum_k w_k A_ik
-
-    Options: ``scale`` (in [0, 1], default 0), ``prompt_power`` beta (>= 0, default 1; 0 turns the prompt weight
-    off). Decided: conflict is read from the signs of the weighted per-reward advantages (a zero advantage agrees
-    with everything); a dropped rollout keeps its place in the batch statistics with A_sum = 0.
+    c_i     = w_k A_ik > 0 > w_l A_il for some k, l                     (the rewards disagree on rollout i)
+    mode ratio: c_i &= |sum_k w_k A_ik| / (sum_k |w_k A_ik| + 1e-8) < tau     (only a near-cancelling sum)
+    kept_i  = not c_i;   rho_g = (kept rollouts of g) / (rollouts of g)
+    A_sum_i = rho_{g(i)}^beta sum_k w_k A_ik for kept i; dropped rollouts get 0 and leave the batch step
     """
-    c = sign_conflict(advantages, config.weights)
-    cf = c.to(torch.float64)
+    contrib = advantages * config.weights
+    c = sign_conflict(contrib)
+    if config.args["mode"] == "ratio":
+        ratio = contrib.sum(dim=1) / (contrib.abs().sum(dim=1) + RATIO_EPS)
+        c = c & (ratio.abs() < config.args["ratio_threshold"])
+    kept = ~c
     size = torch.bincount(group_ids, minlength=config.n_groups).to(torch.float64).clamp(min=1.0)
-    rho = 1.0 - _scatter_sum(cf, group_ids, config.n_groups) / size
-    m = torch.where(c, torch.full_like(cf, float(config.args.get("scale", 0.0))), torch.ones_like(cf))
-    factor = rho.index_select(0, group_ids) ** float(config.args.get("prompt_power", 1.0)) * m
-    combined = factor * (advantages @ config.weights)
-    return AggregationOutput(combined, config.weights * factor.mean())
+    rho = scatter_sum(kept.to(torch.float64), group_ids, config.n_groups) / size
+    factor = torch.where(kept, rho.index_select(0, group_ids) ** config.args["prompt_power"], 0.0)
+    return AggregationOutput(factor * (advantages @ config.weights), config.weights * factor.mean(), kept=kept)
 
 
-def _number(name: str, value: Any, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise AggregationError(f"aggregation_args.{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo):
-        bound = (f"> {lo:g}" if lo_open else f">= {lo:g}") + (f" and <= {hi:g}" if hi < math.inf else "")
-        raise AggregationError(f"aggregation_args.{name} must be finite, {bound}, got {value!r}")
-    return x
-
-
-# name -> (function, {option: validator(value, keys)}); every option has a default in the function
-BUILTINS: dict[str, tuple[Any, dict[str, Any]]] = {
-    "saturation": (
-        saturation,
-        {"gamma": lambda v, k: _number("gamma", v, 0.0), "ranges": lambda v, k: ranges(k, v)},
-    ),
-    "cv": (cv, {"eps": lambda v, k: _number("eps", v, 0.0, lo_open=True)}),
-    "group_variance": (group_variance, {"power": lambda v, k: _number("power", v, 0.0, lo_open=True)}),
-    "conflict": (
-        conflict,
-        {
-            "scale": lambda v, k: _number("scale", v, 0.0, 1.0),
-            "prompt_power": lambda v, k: _number("prompt_power", v, 0.0),
-        },
-    ),
+BUILTINS = {
+    "gdpo": weighted_sum,
+    "saturation": saturation,
+    "cv": cv,
+    "group_variance": group_variance,
+    "conflict": conflict,
 }
+
+
+def resolve(name: str):
+    """The function behind ``name``: a built-in's (``gdpo`` included) or the user's."""
+    return BUILTINS[name] if name in OPTIONS else load_user(name)

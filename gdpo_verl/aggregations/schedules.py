@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import AggregationError
+from gdpo_verl.plain_config import number
+
+from .options import AggregationError
 
 _OPTIONS = {
     "constant": {"value"},
@@ -51,20 +53,11 @@ class Schedule:
 
 
 def _num(where: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise AggregationError(f"{where} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise AggregationError(f"{where} must be finite, got {value!r}")
-    return x
+    return number(where, value, AggregationError)
 
 
 def _int(where: str, value: Any, lo: int) -> int:
-    x = _num(where, value)
-    if x != int(x) or x < lo:
-        raise AggregationError(f"{where} must be an integer >= {lo}, got {value!r}")
-    return int(x)
+    return int(number(where, value, AggregationError, lo=lo, integer=True))
 
 
 def parse_schedule(key: str, spec: Any) -> Schedule:

@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 
 from gdpo_verl.analysis.common import AnalysisError
-from gdpo_verl.core import gdpo_advantages, group_index, group_normalize
-from gdpo_verl.metrics import distinct_per_group
+from gdpo_verl.core import flat_groups, gdpo_advantages, group_index
+from gdpo_verl.metrics import grpo_collapse
 from gdpo_verl.row_keys import V1_KEY
 
 META_COLS = ("input", "output", "gts", "score", "step", "uid", "request_id", "is_padding")
@@ -153,15 +153,11 @@ def step_report(df: pd.DataFrame, keys: Sequence[str], weights: Sequence[float],
     gid, n_groups = group_index(list(df["_group"]))
     w = torch.as_tensor(weights, dtype=torch.float64)
     res = gdpo_advantages(r, gid, w, eps_group=eps, batch_norm="none")
-    # GRPO on the same rewards: weighted sum (missing as 0, like gdpo_verl.metrics), then group z-score.
-    grpo = group_normalize((torch.nan_to_num(r, nan=0.0) @ w).unsqueeze(-1), gid, n_groups, eps).squeeze(-1)
+    d_gdpo, d_grpo = grpo_collapse(r, res.combined, gid, n_groups, w, eps)
     multi = torch.bincount(gid, minlength=n_groups) >= 2
     n_multi = int(multi.sum())
-    d_gdpo = distinct_per_group(res.combined, gid)[multi].to(torch.float64)
-    d_grpo = distinct_per_group(grpo, gid)[multi].to(torch.float64)
     collapsed = int((d_grpo < d_gdpo).sum())
-    moving = torch.zeros(n_groups, len(keys), dtype=torch.float64).index_add_(0, gid, (res.per_reward != 0).double())
-    flat = (moving == 0)[multi].to(torch.float64)
+    flat = flat_groups(res.per_reward, gid, n_groups)[multi].to(torch.float64)
 
     def mean(x: torch.Tensor) -> float:
         return float(x.mean()) if x.numel() else 0.0

@@ -17,13 +17,6 @@ SIGNATURE = "gdpo_signature"
 EXTRA_KEYS = ("score", SIGNATURE, "gdpo_reward_failures")  # emitted by gdpo_multi besides the rewards
 # Top-level algorithm keys this plugin reads (the `algorithm.gdpo` section is parsed by gdpo_verl.config).
 OUR_ESTIMATORS = ("gdpo",)  # what gdpo_verl_plugins registers in verl's ADV_ESTIMATOR_REGISTRY
-# Used only when gdpo_verl.rewards cannot be imported; the source of truth is gdpo_verl.rewards.suites.SUITES.
-_FALLBACK_SUITES = {
-    "tool": ["format", "correctness"],
-    "math": ["correct", "length"],
-    "code": ["pass_rate", "length", "bug_free"],
-    "gsm8k": ["correct", "integer", "format"],
-}
 
 
 def manager_reward_names(section: Any) -> tuple[list[str], str | None]:
@@ -40,13 +33,9 @@ def manager_reward_names(section: Any) -> tuple[list[str], str | None]:
 
 
 def _fallback_names(section: Mapping[str, Any]) -> list[str]:
-    try:
-        from gdpo_verl.rewards.suites import SUITES
+    from gdpo_verl.rewards.suites import SUITES
 
-        suites = {k: [r["name"] for r in v] for k, v in SUITES.items()}
-    except ImportError:
-        suites = _FALLBACK_SUITES
-    names = list(suites.get(str(section.get("suite")), []))
+    names = [r["name"] for r in SUITES.get(str(section.get("suite")), [])]
     rewards = section.get("rewards") or []
     rewards = [{"name": k} for k in rewards] if isinstance(rewards, Mapping) else rewards
     names += [str(r["name"]) for r in rewards if isinstance(r, Mapping) and r.get("name") not in names]
@@ -142,10 +131,8 @@ def _check_gdpo(cfg: Any, names: list[str] | None, manager: str) -> list[Finding
                 "same prompt, so with fewer than 2 every advantage is 0; set rollout.n >= 2 (the paper uses 4-16)",
             )
         )
-    try:
-        from gdpo_verl.config import GDPOConfig, GDPOConfigError, unknown_algorithm_keys
-    except ImportError:
-        return [*group, warn("gdpo", "gdpo_verl.config is not available: GDPO settings not checked")]
+    from gdpo_verl.config import GDPOConfig, GDPOConfigError, unknown_algorithm_keys
+
     try:
         g = GDPOConfig.from_algorithm(alg)
     except GDPOConfigError as e:  # unknown keys are reported once, by unknown_gdpo_keys

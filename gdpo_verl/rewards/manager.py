@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conditions import Condition, parse_condition
+from ..conditions import Condition, conditioned, parse_condition
 from ..plain_config import to_plain
 from . import code_rewards
 from .pool import CallOutcome, RewardPool
@@ -183,9 +183,8 @@ def combine(cfg: MultiRewardConfig, raw: Mapping[str, float]) -> dict[str, float
     out: dict[str, float] = {}
     for s in cfg.rewards:
         v = float(raw[s.name])
-        if s.condition is not None and not math.isnan(v):
-            gate = float(raw[s.condition.on])
-            v = math.nan if math.isnan(gate) else (v if gate >= s.condition.threshold else 0.0)
+        if s.condition is not None:
+            v = conditioned(v, float(raw[s.condition.on]), s.condition.threshold)
         out[s.name] = v
     comps = [out[s.name] for s in cfg.rewards]
     out["score"] = float(sum(s.weight * v for s, v in zip(cfg.rewards, comps, strict=True) if not math.isnan(v)))
