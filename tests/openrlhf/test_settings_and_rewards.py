@@ -157,6 +157,8 @@ def test_tool_calling_reward_file():
     response = '<think>look it up</think>\n<tool_call>\n{"name": "get_time", "parameters": {"tz": "CET"}}\n</tool_call>'
     out = trf.reward_func([prompt + response + "<|im_end|><|endoftext|>"], [prompt], [gold])
     assert out["extra_logs"]["format"].tolist() == [1.0] and out["extra_logs"]["correctness"].tolist() == [3.0]
+    verl_row_label = {"style": "rule", "ground_truth": gold}  # --data.label_key reward_model on verl's parquet
+    assert trf.reward_func([prompt + response], [prompt], [verl_row_label])["extra_logs"]["correctness"][0] == 3.0
     assert tool_calling.format(response + "<|im_end|>", gold) == 0.0  # why the end-of-turn tokens are cut
     with pytest.raises(ValueError, match="does not start with the prompt"):
         trf.response_text("something else", prompt)
