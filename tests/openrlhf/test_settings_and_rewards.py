@@ -162,3 +162,27 @@ def test_tool_calling_reward_file():
     assert tool_calling.format(response + "<|im_end|>", gold) == 0.0  # why the end-of-turn tokens are cut
     with pytest.raises(ValueError, match="does not start with the prompt"):
         trf.response_text("something else", prompt)
+
+
+def test_missing_openrlhf_shape_names_version_and_attribute(monkeypatch):
+    from gdpo_verl_plugins.openrlhf import shapes
+    from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+
+    monkeypatch.delattr(RemoteExperienceMaker, "get_cumulative_returns")
+    with pytest.raises(shapes.OpenRLHFShapeError) as exc:
+        shapes.require(shapes.EXPERIENCE_MAKER)
+    message = str(exc.value)
+    assert "openrlhf 0.11.2" in message
+    assert (
+        "openrlhf.trainer.ppo_utils.experience_maker.RemoteExperienceMaker.get_cumulative_returns (absent)" in message
+    )
+
+
+def test_setup_hook_added_to_runtime_env_and_a_foreign_hook_refused():
+    from gdpo_verl_plugins.openrlhf.train_ppo_ray import with_setup_hook
+    from gdpo_verl_plugins.openrlhf.worker_setup import HOOK
+
+    env = with_setup_hook({"env_vars": {"A": "1"}})
+    assert env == {"env_vars": {"A": "1"}, "worker_process_setup_hook": HOOK}
+    with pytest.raises(ValueError, match="already has worker_process_setup_hook='mine.setup'"):
+        with_setup_hook({"worker_process_setup_hook": "mine.setup"})
