@@ -56,7 +56,7 @@ def _column(experience: Any, key: str) -> torch.Tensor:
     n = len(experience.index)
     value = experience.info.get(key)
     if not isinstance(value, torch.Tensor) or value.numel() != n:
-        got = "absent" if value is None else f"{getattr(value, 'numel', lambda: len(value))()} values"
+        got = "absent" if value is None else f"{len(value) if isinstance(value, list) else value.numel()} values"
         raise MissingComponentError(
             f"GDPO reward component {key!r}: {got} for a micro-batch of {n} samples (some samples lack it, and "
             f"OpenRLHF concatenated the others). Keys present: {_present(experience.info)}"
