@@ -229,6 +229,13 @@ def test_missing_component_stops_naming_keys_present(ray_session):
     message = str(err.value)
     assert "['format']" in message and "sample 3 of 12" in message and "['correct']" in message
 
+    def raising(queries, prompts, labels):
+        # OpenRLHF's executor catches this, logs it at INFO and returns reward=None, extra_logs={} (agent.py)
+        return {"rewards": None, "scores": None, "extra_logs": {}} if labels[0] == "7" else partial(["q"], ["p"], ["0"])
+
+    with pytest.raises(MissingComponentError, match=r"sample 7 of 12 .* returned in extra_logs: \[\]"):
+        _run(_argv("gdpo", "--gdpo.reward_keys", ",".join(KEYS)), ROWS, reward_fn=raising)
+
 
 def test_async_training_actor_builds_gdpo_maker(ray_session, tmp_path):
     """The async trainer's TrainingActor, built in a Ray worker started with the launcher's setup hook, holds a
