@@ -1,0 +1,3 @@
+"""Test-only stand-in (see ../README.md)."""
+
+TokensPrompt = dict
