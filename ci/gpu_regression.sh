@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU regression of gdpo-verl: one command on one 8-GPU node (Python 3.12, pip install -e ".[gpu,test]").
+# GPU regression of gdpo-verl: one command on one 8-GPU node (pip install -e ".[gpu,test]").
 #
 #   bash ci/gpu_regression.sh [extra Hydra overrides for every run]
 #
