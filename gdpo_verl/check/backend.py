@@ -161,7 +161,28 @@ def check_backend(cfg: Any, overrides: list[str]) -> list[Finding]:
                 )
             )
     out += _recompute(cfg, overrides)
+    out += _local_layers(cfg)
     return out
+
+
+def _local_layers(cfg: Any) -> list[Finding]:
+    """megatron-core's own attention (transformer_impl=local) takes only padded sequences: with verl's packed (thd)
+    sequences it asserts `packed_seq_params is None` at the first forward."""
+    actor = cfg.actor_rollout_ref.actor
+    if str(actor.strategy) != "megatron":
+        return []
+    meg = actor.megatron
+    otc = meg.get("override_transformer_config") or {}
+    if str(otc.get("transformer_impl", "transformer_engine")) != "local" or not bool(meg.get("use_remove_padding")):
+        return []
+    return [
+        err(
+            "backend",
+            "transformer_impl=local with actor_rollout_ref.actor.megatron.use_remove_padding=True: megatron-core's "
+            "local attention accepts only padded sequences and fails at the first forward pass (after the first "
+            "rollout); set actor_rollout_ref.actor.megatron.use_remove_padding=False or use Transformer Engine",
+        )
+    ]
 
 
 RECOMPUTE = (
