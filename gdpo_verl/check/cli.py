@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_GPU_GIB,
         help=f"memory of one GPU for the per-GPU estimate (default {DEFAULT_GPU_GIB:g})",
     )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="with --script: after the checks pass, run the recipe's command on this CPU for a step, a checkpoint "
+        "and a resumed step (a tiny model of its architecture, hf_cpu rollout; minutes)",
+    )
+    parser.add_argument("--rehearse-dir", help="where the rehearsal writes (default: a new temporary folder)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (or, with --script, the script's arguments)")
 
@@ -151,5 +158,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"gdpo-verl check: {e}")
         return 2
     findings = check_args(verl_args, composer, args.model_config, args.verl_validate, args.gpu_memory_gib)
-    print(render(findings, title, quiet=args.quiet))
-    return 1 if errors(findings) else 0
+    print(render(findings, title, quiet=args.quiet), flush=True)
+    if errors(findings):
+        return 1
+    if args.rehearse:
+        import tempfile
+        from pathlib import Path
+
+        from gdpo_verl.check.rehearse import rehearse
+
+        if not args.script:
+            print("gdpo-verl check: --rehearse needs --script examples/<recipe>.sh")
+            return 2
+        out = Path(args.rehearse_dir or tempfile.mkdtemp(prefix="gdpo-rehearse-"))
+        return rehearse(verl_args, out.resolve())
+    return 0

@@ -16,18 +16,27 @@ ARR = "actor_rollout_ref"
 LONG_RUN_STEPS = 20  # a run longer than this without a checkpoint loses everything on a crash
 
 
-def dataset_rows(files: Any) -> int | None:
+def dataset_rows(files: Any) -> tuple[int | None, list[Finding]]:
     """Rows of the training parquet files when every one exists here (footer metadata only), else None."""
     paths = [files] if isinstance(files, str) else list(files or [])
     total = 0
     for path in paths:
         path = os.path.expanduser(str(path))
         if not path.endswith(".parquet") or not os.path.isfile(path):
-            return None
+            return None, []
         import pyarrow.parquet as pq
 
-        total += pq.ParquetFile(path).metadata.num_rows
-    return total if paths else None
+        try:
+            total += pq.ParquetFile(path).metadata.num_rows
+        except Exception as e:  # pyarrow raises its own error types
+            return None, [
+                warn(
+                    "data",
+                    f"data.train_files: {path} is not a readable parquet file here ({type(e).__name__}: {e}); verl "
+                    "fails while loading the data if the cluster's copy is the same",
+                )
+            ]
+    return (total if paths else None), []
 
 
 def planned_steps(cfg: Any, rows: int | None) -> tuple[int | None, list[Finding]]:
@@ -196,8 +205,9 @@ def check_padding(cfg: Any) -> list[Finding]:
 
 
 def check_run_plan(cfg: Any) -> list[Finding]:
-    rows = dataset_rows(cfg.data.get("train_files"))
-    steps, out = planned_steps(cfg, rows)
+    rows, out = dataset_rows(cfg.data.get("train_files"))
+    steps, plan = planned_steps(cfg, rows)
+    out += plan
     out += check_checkpoints(cfg, steps)
     out += check_lengths(cfg)
     out += check_sampling(cfg)
