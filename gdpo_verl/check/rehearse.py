@@ -24,13 +24,9 @@ from typing import Any
 
 from gdpo_verl.check.compose import Composer, _override_key
 from gdpo_verl.check.parallel import ModelShape, known_model_shape, load_model_shape
+from gdpo_verl.quickstart.assets import CHAT_TEMPLATE, SPECIAL_TOKENS
 
 PROMPTS, MAX_N, RESPONSE_TOKENS = 2, 4, 16
-SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 # One synthetic row per suite, in the schema of scripts/prepare_*.py (used when the recipe's data is not here).
 SYNTHETIC = {
     "math": ("math", "What is 6 times 7? Put the final answer in \\boxed{}.", "42"),
@@ -127,7 +123,7 @@ def _build_model(out: Path, rows: list[dict], shape: dict[str, int], family: str
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=512,
-        special_tokens=list(SPECIALS),
+        special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte: any text round-trips
         show_progress=False,
     )
@@ -227,18 +223,12 @@ def plan(recipe: Sequence[str], out: Path) -> tuple[Plan, list[str]]:
     return Plan(merge(recipe, ours), said, workers, out), said
 
 
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GDPO_VERL_CPU="1",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-        RAY_DEDUP_LOGS="1",
-    )
-    env.setdefault("RAY_TMPDIR", "/tmp/ray")
-    return env
+def environment(out: Path) -> dict[str, str]:
+    """The quickstart's environment for a CPU verl run (offline hub, CPU mode on)."""
+    from gdpo_verl.quickstart.runner import RunConfig
+    from gdpo_verl.quickstart.runner import environment as cpu_environment
+
+    return {**cpu_environment(RunConfig(out=out)), "GDPO_VERL_CPU": "1"}
 
 
 def _run(args: list[str], log: Path, timeout_s: float) -> tuple[int, float, list[str]]:
@@ -249,7 +239,7 @@ def _run(args: list[str], log: Path, timeout_s: float) -> tuple[int, float, list
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "verl.trainer.main_ppo", *args],
-                env=environment(),
+                env=environment(log.parent),
                 stdout=f,
                 stderr=subprocess.STDOUT,
                 timeout=timeout_s,
