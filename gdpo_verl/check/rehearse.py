@@ -253,10 +253,20 @@ def _run(args: list[str], log: Path, timeout_s: float) -> tuple[int, float, list
     return rc, time.monotonic() - start, lines
 
 
-def _steps(lines: list[str]) -> list[int]:
-    import re
+def _steps(lines: list[str]) -> dict[int, dict[str, float]]:
+    """step -> the metrics verl's console logger printed for it."""
+    from gdpo_verl.quickstart.runner import parse_console
 
-    return [int(m.group(1)) for line in lines if (m := re.search(r"step:(\d+) - ", line))]
+    return dict(parsed for line in lines if (parsed := parse_console(line)) is not None)
+
+
+def _missing_rewards(metrics: dict[str, float]) -> list[str]:
+    """Rewards the manager scored as missing: its function raised, timed out or returned no number on a row."""
+    return [
+        f"{key.split('/')[1]} ({value:.0%} of the rows)"
+        for key, value in metrics.items()
+        if key.startswith("gdpo/") and key.endswith("/missing_frac") and value > 0
+    ]
 
 
 def rehearse(recipe: Sequence[str], out: Path, timeout_s: float = 600) -> int:
@@ -281,6 +291,15 @@ def rehearse(recipe: Sequence[str], out: Path, timeout_s: float = 600) -> int:
             return 1
         if i == 2 and 1 in steps:
             print(f"rehearse: FAIL at {what}: it trained step 1 again instead of resuming; log {log}", flush=True)
+            return 1
+        missing = _missing_rewards(steps[i])
+        if missing:
+            print(
+                f"rehearse: FAIL at {what}: reward(s) missing on the rehearsal's rows: {', '.join(missing)}: the "
+                f"reward function raised, timed out or returned no number (the manager's WARNING in {log} says "
+                "which); on the cluster those rows would silently get no advantage from that reward",
+                flush=True,
+            )
             return 1
         print(f"rehearse: {what} ok in {wall:.0f} s", flush=True)
     print(f"rehearse: OK, the recipe's command trained, saved and resumed on this CPU; logs in {out}")
