@@ -298,6 +298,12 @@ MUTATIONS: list[tuple[str, list[str], dict[str, str], str, str]] = [
     ("DAPO on the summed reward", ["algorithm.filter_groups.metric=reward"], {}, "dapo", "warn"),
     ("mini-batch does not divide batch", ["actor_rollout_ref.actor.ppo_mini_batch_size=96"], {}, "batch", "error"),
     ("verl built-in gdpo on V1", ["+algorithm.gdpo.impl=verl"], {}, "gdpo", "error"),
+    # consequences (what the run would silently do)
+    ("top_k=1 makes a group's responses identical", ["actor_rollout_ref.rollout.top_k=1"], {}, "sampling", "error"),
+    ("save_freq=0 never saves", ["trainer.save_freq=0"], {}, "save", "warn"),
+    ("12 GPUs pad every V1 batch", [], {"GPUS_PER_NODE": "12"}, "padding", "warn"),
+    ("rollout cuts responses", ["actor_rollout_ref.rollout.response_length=2048"], {}, "truncation", "warn"),
+    ("vLLM share too large for 7B", [], {"ROLLOUT_MEM": "0.85"}, "memory", "warn"),
 ]
 
 
