@@ -229,27 +229,29 @@ def plugin_report() -> tuple[list[str], list[str]]:
     return lines, problems
 
 
+def render(what: str, problems: Sequence[str], notes: Sequence[str], lines: Sequence[str], quiet: bool = False) -> str:
+    """The verdict line first, then PROBLEM and NOTE lines, then (unless quiet) the details, indented."""
+    if problems:
+        out = [f"gdpo-verl doctor: FAIL ({what}): {len(problems)} problem(s), {len(notes)} note(s)"]
+    else:
+        tail = f", {len(notes)} note(s) on what a missing optional package costs" if notes else ""
+        out = [f"gdpo-verl doctor: OK ({what}): verl runs gdpo_verl for adv_estimator=gdpo{tail}"]
+    out += [f"PROBLEM: {p}" for p in problems] + [f"NOTE: {n}" for n in notes]
+    if not quiet:
+        out += [f"  {line}" for line in lines]
+    return "\n".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     node = check_node(args.backend) if args.backend else None
     with quiet_imports() as captured:
         lines, problems = plugin_report()
-    captured_text = "".join(captured) + (node.captured if node else "")
     if node is not None:
         problems = [*node.problems, *problems]
         lines = [*node.lines, *lines]
-    notes = node.notes if node else []
     what = f"{', '.join(args.backend)} on this {node.install.upper()} install" if node else "plugin"
-    if problems:
-        print(f"gdpo-verl doctor: FAIL ({what}): {len(problems)} problem(s), {len(notes)} note(s)")
-    else:
-        tail = f", {len(notes)} note(s) on what a missing optional package costs" if notes else ""
-        print(f"gdpo-verl doctor: OK ({what}): verl runs gdpo_verl for adv_estimator=gdpo{tail}")
-    for p in problems:
-        print(f"PROBLEM: {p}")
-    for n in notes:
-        print(f"NOTE: {n}")
-    if not args.quiet:
-        print("\n".join(f"  {line}" for line in lines))
+    print(render(what, problems, node.notes if node else [], lines, args.quiet))
+    captured_text = "".join(captured) + (node.captured if node else "")
     if getattr(args, "verbose", False) and captured_text.strip():
         print("--- what libraries printed while importing ---")
         print(captured_text.rstrip())
