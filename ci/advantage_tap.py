@@ -2,9 +2,10 @@
 
 Loaded in every verl process through ``VERL_USE_EXTERNAL_MODULES=advantage_tap`` (with ``ci/`` on PYTHONPATH); does
 nothing unless ``GDPO_CI_TAP_DIR`` is set. Per estimator call it writes ``<dir>/<call>.jsonl``: a header line with the
-GDPO settings, then one line per row with its group label, response length, KL shaping and the token-level
-advantage verl trains on (first response token; ``spread`` = max |difference| over the row's response tokens).
-The reward components are not recorded here: the check reads them from verl's own rollout dump.
+GDPO settings, then one line per row with its group label, response length, KL shaping, the reward components the
+estimator received and the token-level advantage verl trains on (first response token; ``spread`` = max
+|difference| over the row's response tokens). The check compares the components with verl's own rollout dump where
+the dump holds them (legacy trainer), and recomputes the advantages with ci/reference_gdpo.py.
 """
 
 from __future__ import annotations
@@ -29,12 +30,24 @@ def _wrap_compute(fn: Any) -> Any:
         out = fn(components, index, lengths, cfg, kl_shaping, *rest, **kwargs)  # same arguments as the wrapped one
         if cfg.weight_schedule:
             raise RuntimeError("the advantage tap does not record weight schedules: use constant weights in this run")
-        labels = [int(x) for x in (index.tolist() if hasattr(index, "tolist") else index)]
+        labels = [_label(x) for x in (index.tolist() if hasattr(index, "tolist") else index)]
         kl = None if kl_shaping is None else [float(x) for x in kl_shaping.tolist()]
-        _state["pending"] = (_header(cfg), labels, [float(x) for x in lengths.tolist()], kl)
+        comps = [[_finite(v) for v in row] for row in components.double().tolist()]
+        _state["pending"] = (_header(cfg), labels, [float(x) for x in lengths.tolist()], kl, comps)
         return out
 
     return compute_gdpo
+
+
+def _label(x: Any) -> int | str:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return str(x)  # the V1 trainer's uid strings
+
+
+def _finite(v: float) -> float | None:
+    return v if v == v and abs(v) != float("inf") else None
 
 
 def _wrap_to_tokens(fn: Any) -> Any:
@@ -49,7 +62,7 @@ def _wrap_to_tokens(fn: Any) -> Any:
 
 
 def _write(pending: tuple, tokens: Any, mask: Any) -> None:
-    header, labels, lengths, kl = pending
+    header, labels, lengths, kl, comps = pending
     _state["call"] += 1
     path = os.path.join(os.environ[TAP_ENV], f"{_state['call']}.jsonl")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -61,7 +74,7 @@ def _write(pending: tuple, tokens: Any, mask: Any) -> None:
             row = values[i][valid[i]]
             first = float(row[0]) if row.numel() else 0.0
             spread = float((row - first).abs().max()) if row.numel() else 0.0
-            rec = {"group": label, "length": lengths[i], "kl": None if kl is None else kl[i]}
+            rec = {"group": label, "length": lengths[i], "kl": None if kl is None else kl[i], "components": comps[i]}
             f.write(json.dumps({**rec, "advantage": first, "spread": spread}) + "\n")
 
 

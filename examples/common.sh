@@ -7,7 +7,9 @@
 #   --fsdp2 | --megatron   training backend, same as BACKEND=fsdp2|megatron (default megatron)
 # Environment (the recipe's defaults are the paper's): MODEL_PATH, TRAIN_FILES, VAL_FILES, DATA_DIR, NNODES,
 #   GPUS_PER_NODE, ACTOR_TP, ACTOR_PP, ROLLOUT_TP, ROLLOUT_MEM, USE_V1, LOGGER, PROJECT, EXP_NAME, CKPT_DIR,
-#   RECOMPUTE (Megatron activation recomputation: full, selective or none; default full).
+#   RECOMPUTE (Megatron activation recomputation: full, selective or none; default full),
+#   MEGATRON_BRIDGE=1 (Megatron-Bridge instead of mbridge), TE / APEX / FLASH_ATTN = auto|1|0 (use Transformer Engine,
+#   NVIDIA apex, flash-attn when installed / require / do without): the recipe prints each choice it makes.
 # GDPO_VERL_CHECK_DUMP=<file>: write the overrides, one per line, to <file> and exit 0 instead of launching
 #   (this is how `gdpo-verl check --script` reads a recipe).
 
@@ -64,7 +66,8 @@ base_args() {
 
 # Megatron: actor and ref TP/PP (ref parameters offloaded) and activation recomputation (Megatron ignores
 # model.enable_gradient_checkpointing; it recomputes only through its transformer config). FSDP2: the fallback, with
-# gradient checkpointing, ref parameters offloaded.
+# gradient checkpointing, ref parameters offloaded. Then the settings that depend on what is installed (bridge,
+# Transformer Engine, apex, flash-attn), chosen by gdpo_verl.check.choices, which prints each choice.
 backend_args() {
   if [[ $BACKEND == megatron ]]; then
     add model_engine=megatron \
@@ -78,6 +81,16 @@ backend_args() {
     add actor_rollout_ref.actor.strategy=fsdp2 actor_rollout_ref.ref.fsdp_config.param_offload=True \
       actor_rollout_ref.model.enable_gradient_checkpointing=True
   fi
+  installed_args "$BACKEND"
+}
+
+installed_args() {
+  local chosen line
+  chosen=$(python3 -m gdpo_verl.check.choices "$1") || {
+    echo "cannot choose the $1 settings (is gdpo-verl installed in this python3?)" >&2
+    exit 2
+  }
+  while IFS= read -r line; do if [[ -n $line ]]; then add "$line"; fi; done <<<"$chosen"
 }
 
 # recompute_args full|selective|none: full recomputes every layer's activations in the backward pass (uniform, one

@@ -7,4 +7,6 @@ parse_flags "$@"
 RUN=math_r1-7b-cond
 MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-7B}
 ACTOR_TP=${ACTOR_TP:-2} ACTOR_PP=${ACTOR_PP:-1} ROLLOUT_TP=${ROLLOUT_TP:-2}
+# 7.6B actor states on TP 2 take ~32 GiB of each 80 GiB GPU (gdpo-verl check shows the arithmetic): vLLM gets 50%.
+ROLLOUT_MEM=${ROLLOUT_MEM:-0.5}
 math_task conditioned

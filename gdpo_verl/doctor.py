@@ -1,26 +1,81 @@
 """`gdpo-verl doctor`: does verl load this plugin, and which `gdpo` will a run use? With `--backend`, can this
-machine import everything that backend imports, at the versions verl pins? Exit 1 on any problem."""
+machine import what that backend needs, and what does each missing optional package cost? Exit 1 on any problem.
+
+The verdict comes first; library warnings printed while importing are kept out of the report (`--verbose` shows
+them at the end). `check_node` is the per-machine part (plain data in, plain data out), so it can run on every node
+of a cluster.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, entry_points, version
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, entry_points, requires, version
 
-from gdpo_verl.check.backend import BACKENDS, VANILLA_MBRIDGE, Module, normalize, verl_pins
+from gdpo_verl.check.backend import BACKENDS, MBRIDGE, MEGATRON_BRIDGE, NVIDIA_APEX, Module, normalize, verl_pins
+
+# The CPU install (scripts/install_cpu.sh --megatron) pins these outside the package metadata: the CPU adjustments in
+# plugins/cpu/megatron/ are written against these releases' internals.
+CPU_MEGATRON_PINS = {"megatron-core": "==0.16.1", "mbridge": "==0.15.1"}
+TORCH = Module("torch", "torch", "everything")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="print problems only")
+    parser.add_argument("--quiet", action="store_true", help="print the verdict and problems only")
+    parser.add_argument("--verbose", action="store_true", help="also print what libraries wrote while importing")
     parser.add_argument(
         "--backend",
         action="append",
         choices=sorted(BACKENDS),
         default=[],
-        help="import every module this backend imports and compare versions with verl's pins (repeatable)",
+        help="import what this backend needs, say what each missing optional package costs (repeatable)",
     )
+
+
+@dataclass
+class NodeReport:
+    """What one machine can run: `problems` make the run fail, `notes` cost speed or memory, `lines` are details."""
+
+    install: str  # "cpu" or "gpu"
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    captured: str = ""  # what libraries printed while being imported
+
+
+@contextlib.contextmanager
+def quiet_imports() -> Iterator[list[str]]:
+    """Send what libraries print (Python warnings, logging, raw writes to fd 1/2) to a buffer instead of the report."""
+    sink: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    previous = logging.root.manager.disable
+    with tempfile.TemporaryFile(mode="w+b") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            logging.disable(previous)
+            tmp.seek(0)
+            sink.append(tmp.read().decode(errors="replace"))
 
 
 def _installed(dist: str) -> str | None:
@@ -34,51 +89,118 @@ def _pin_ok(installed: str, pin: str) -> bool:
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
-    return Version(installed) in SpecifierSet(pin)
+    return Version(installed).public in SpecifierSet(pin) or Version(installed) in SpecifierSet(pin)
 
 
-def backend_report(backends: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(lines, problems): one line per module verl imports for these backends, importing each for real."""
-    pins, lines, problems = verl_pins(), [], []
-    optional = {VANILLA_MBRIDGE.name} if "megatron" in backends else set()
+def own_pins(extra: str) -> dict[str, str]:
+    """distribution -> version spec from this package's own extra (`gpu` or `cpu`), markers evaluated here."""
+    from packaging.requirements import Requirement
+
+    try:
+        lines = requires("gdpo-verl") or []
+    except PackageNotFoundError:
+        return {}
+    pins: dict[str, str] = {}
+    for line in lines:
+        req = Requirement(line)
+        if req.specifier and req.marker is not None and req.marker.evaluate({"extra": extra}):
+            pins[normalize(req.name)] = str(req.specifier)
+    return pins
+
+
+def _import(name: str) -> str | None:
+    """None when `import name` works, else the reason (an ImportError, or a CUDA/ABI error raised while importing)."""
+    try:
+        importlib.import_module(name)
+        return None
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        return f"{type(e).__name__}: {first}"
+
+
+def cpu_install() -> bool:
+    """A CPU build of torch (scripts/install_cpu.sh) rather than a CUDA one."""
+    import torch
+
+    return torch.version.cuda is None and not torch.cuda.is_available()
+
+
+def check_node(backends: Sequence[str]) -> NodeReport:
+    """Import what `backends` need on this machine and judge it against the install kind (CPU or GPU)."""
+    with quiet_imports() as captured:
+        report = _check_node(backends)
+    report.captured = "".join(captured)
+    return report
+
+
+def _check_node(backends: Sequence[str]) -> NodeReport:
+    reason = _import("torch")
+    if reason:
+        return NodeReport("?", problems=[f"`import torch` fails ({reason}); install torch first (see README)"])
+    report = NodeReport("cpu" if cpu_install() else "gpu")
+    cpu = report.install == "cpu"
+    pins = {**verl_pins(), **own_pins(report.install), **(CPU_MEGATRON_PINS if cpu else {})}
+    import torch
+
+    build = f"torch {torch.__version__}" + (", no CUDA" if cpu else f", CUDA {torch.version.cuda}")
+    report.lines.append(f"install: {report.install.upper()} ({build})")
     seen: set[str] = set()
-    modules = [("all", Module("torch", "torch", "everything"))] + [(b, m) for b in backends for m in BACKENDS[b]]
-    if "megatron" in backends:
-        modules.append(("megatron", VANILLA_MBRIDGE))
-    for backend, module in modules:
-        if module.name in seen:
+    for backend, module in [("all", TORCH), *((b, m) for b in backends for m in BACKENDS[b])]:
+        if (backend, module.name) in seen:
             continue
-        seen.add(module.name)
-        pin = pins.get(normalize(module.dist))
-        have = _installed(module.dist)
-        try:
-            importlib.import_module(module.name)
-            status = "ok"
-        except Exception as e:  # ImportError, or a CUDA/ABI error raised while importing
-            status = f"IMPORT FAILS ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-            if module.name in optional:
-                status += " [needed only with vanilla_mbridge=True]"
-            else:
-                problems.append(f"{backend}: `import {module.name}` fails; verl needs it for {module.why}")
-        where = f"{module.dist} {have or 'not installed'}" + (f" (verl pins {pin})" if pin else "")
-        if have and pin and not _pin_ok(have, pin):
-            where += " MISMATCH"
-        lines.append(f"{backend:<8} {module.name:<18} {where}: {status}")
-    return lines, problems
+        seen.add((backend, module.name))
+        _judge(report, backend, module, pins.get(normalize(module.dist)))
+    if "megatron" in backends:
+        _megatron_summary(report)
+    return report
 
 
-def run(args: argparse.Namespace) -> int:
-    problems: list[str] = []
+def _judge(report: NodeReport, backend: str, module: Module, pin: str | None) -> None:
+    cpu = report.install == "cpu"
+    have = _installed(module.dist)
+    where = f"{module.dist} {have or 'not installed'}"
+    if cpu and module.on_cpu:  # not part of the CPU install: say so, judge nothing
+        state = "present" if have else "not expected"
+        report.lines.append(f"{backend:<8} {module.name:<18} {where}: {state} on the CPU install ({module.on_cpu})")
+        return
+    failure = _import(module.name)
+    if failure is None and have and pin and not _pin_ok(have, pin):
+        expected = "the CPU install's" if cpu and normalize(module.dist) in CPU_MEGATRON_PINS else "the expected"
+        report.notes.append(f"{module.dist} {have} differs from {expected} {pin}: {module.why} may not work as tested")
+    if failure is None:
+        report.lines.append(f"{backend:<8} {module.name:<18} {where}{f' (expected {pin})' if pin else ''}: ok")
+        return
+    if module is NVIDIA_APEX and have:
+        failure = "the installed `apex` is not NVIDIA apex (the index's `apex` is an unrelated web toolkit)"
+    report.lines.append(f"{backend:<8} {module.name:<18} {where}: IMPORT FAILS ({failure})")
+    if module.required:
+        report.problems.append(f"{backend}: `import {module.name}` fails ({failure}); verl needs it for {module.why}")
+    else:
+        report.notes.append(f"{backend}: no {module.dist} ({failure.split(':')[0]}): {module.without}")
+
+
+def _megatron_summary(report: NodeReport) -> None:
+    bridge = "mbridge (vanilla_mbridge=True)"
+    bridge_fails = any(MEGATRON_BRIDGE.name in line and "FAILS" in line for line in report.lines)
+    if _installed(MEGATRON_BRIDGE.dist) and not bridge_fails:
+        bridge += "; Megatron-Bridge also importable (MEGATRON_BRIDGE=1)"
+    if report.install == "cpu":
+        report.lines.append(
+            f"megatron: the CPU path runs {bridge} with megatron-core's local layers (transformer_impl=local, "
+            "attention_backend=local); Transformer Engine, flash-attn, apex and Megatron-Bridge are GPU-only"
+        )
+    elif not any(f"`import {MBRIDGE.name}`" in p for p in report.problems):
+        report.lines.append(f"megatron: the recipes use {bridge}")
+
+
+def plugin_report() -> tuple[list[str], list[str]]:
+    """(lines, problems): is the plugin installed, enabled and registered in the installed verl?"""
     lines: list[str] = []
-    if args.backend:
-        backend_lines, problems = backend_report(args.backend)
-        lines += backend_lines
+    problems: list[str] = []
     try:
         lines.append(f"verl {version('verl')}")
     except PackageNotFoundError:
-        print("\n".join([*lines, *(f"PROBLEM: {p}" for p in problems)]))
-        print("verl is not installed: pip install verl (see README)")
-        return 1
+        return lines, ["verl is not installed: pip install verl (see README)"]
     eps = [ep for ep in entry_points(group="verl.plugins") if ep.name == "gdpo_verl"]
     lines.append(f"entry point verl.plugins:gdpo_verl -> {eps[0].value if eps else 'MISSING'}")
     if not eps:
@@ -104,19 +226,40 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         lines.append("reward.reward_manager.name=gdpo_multi -> MISSING")
         problems.append("the gdpo_multi reward manager is not registered")
-    if not args.quiet:
-        print("\n".join(lines))
-    for p in problems:
-        print(f"PROBLEM: {p}")
-    if not problems and not args.quiet:
-        print("OK: verl runs gdpo_verl for adv_estimator=gdpo")
+    return lines, problems
+
+
+def render(what: str, problems: Sequence[str], notes: Sequence[str], lines: Sequence[str], quiet: bool = False) -> str:
+    """The verdict line first, then PROBLEM and NOTE lines, then (unless quiet) the details, indented."""
+    if problems:
+        out = [f"gdpo-verl doctor: FAIL ({what}): {len(problems)} problem(s), {len(notes)} note(s)"]
+    else:
+        tail = f", {len(notes)} note(s) on what a missing optional package costs" if notes else ""
+        out = [f"gdpo-verl doctor: OK ({what}): verl runs gdpo_verl for adv_estimator=gdpo{tail}"]
+    out += [f"PROBLEM: {p}" for p in problems] + [f"NOTE: {n}" for n in notes]
+    if not quiet:
+        out += [f"  {line}" for line in lines]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    node = check_node(args.backend) if args.backend else None
+    with quiet_imports() as captured:
+        lines, problems = plugin_report()
+    if node is not None:
+        problems = [*node.problems, *problems]
+        lines = [*node.lines, *lines]
+    what = f"{', '.join(args.backend)} on this {node.install.upper()} install" if node else "plugin"
+    print(render(what, problems, node.notes if node else [], lines, args.quiet))
+    captured_text = "".join(captured) + (node.captured if node else "")
+    if getattr(args, "verbose", False) and captured_text.strip():
+        print("--- what libraries printed while importing ---")
+        print(captured_text.rstrip())
     return 1 if problems else 0
 
 
 def _hook_problems() -> list[str]:
     """Import every verl module a hook patches, so each hook checks verl's shapes; what did not apply, by name."""
-    import importlib
-
     from gdpo_verl_plugins import verl_shapes
 
     for hook in verl_shapes.HOOKS:

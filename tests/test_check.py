@@ -330,60 +330,6 @@ def test_backend_not_importable_is_a_warning(composer: Composer, monkeypatch: py
     assert not _warnings(check_args(vanilla, composer), "install")  # vanilla mbridge needs `mbridge` instead
 
 
-def test_doctor_backend_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gdpo_verl import doctor
-
-    present = {"torch": "2.11.0", "megatron-core": "0.16.0", "transformer-engine": "2.9.0", "flash-attn": "2.8.3"}
-    real_import = doctor.importlib.import_module
-
-    def fake_import(name: str) -> object:
-        if name in ("torch", "megatron.core", "transformer_engine", "flash_attn"):
-            return object()
-        if name == "vllm":
-            raise OSError("libcudart.so.13: cannot open shared object file")
-        return real_import("no_such_module_" + name.replace(".", "_"))
-
-    monkeypatch.setattr(doctor.importlib, "import_module", fake_import)
-    monkeypatch.setattr(doctor, "_installed", lambda dist: present.get(dist))
-    monkeypatch.setattr(
-        doctor, "verl_pins", lambda: {"torch": "==2.11.0", "megatron-bridge": "==0.5.2", "vllm": "==0.24.0"}
-    )
-    lines, problems = doctor.backend_report(["megatron", "vllm"])
-    text = "\n".join(lines)
-    assert "torch 2.11.0 (verl pins ==2.11.0): ok" in text
-    assert "megatron-bridge not installed (verl pins ==0.5.2): IMPORT FAILS" in text
-    assert "[needed only with vanilla_mbridge=True]" in text  # mbridge: reported, not a problem
-    assert [p.split("`")[1] for p in problems] == ["import megatron.bridge", "import vllm"]
-    assert "libcudart" in text  # an import that fails for another reason than a missing package
-    present["torch"] = "2.13.0"
-    lines, problems = doctor.backend_report(["fsdp2"])
-    assert "torch 2.13.0 (verl pins ==2.11.0) MISMATCH: ok" in lines[0] and not problems
-
-
-def test_doctor_exits_nonzero_when_a_backend_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
-    from gdpo_verl.cli import main
-
-    if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vllm is installed here")
-    assert main(["doctor", "--backend", "vllm"]) == 1
-    assert "PROBLEM: vllm: `import vllm` fails" in capsys.readouterr().out
-
-
-def test_gpu_extra_brings_verls_megatron_path() -> None:
-    import tomllib
-
-    from gdpo_verl.check.backend import verl_pins
-
-    root = Path(__file__).resolve().parents[1]
-    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    gpu = extras["gpu"]
-    pins = verl_pins()  # the installed verl's Requires-Dist
-    assert f"megatron-bridge{pins['megatron-bridge']}" in gpu  # verl's own pin (==0.5.2 in 0.9.1)
-    assert any(r.startswith("verl[") and "megatron" in r and "vllm" in r for r in gpu)
-    readme = (root / "README.md").read_text()
-    assert "Python 3.12" in readme and "gdpo-verl doctor --backend megatron" in readme
-
-
 FAKE_PYTHON = """#!/usr/bin/env bash
 # Stands in for python: answers pip's dry-run report from $FAKE_REPORT, runs `-c` code for real, logs the rest.
 if [[ "$*" == *--dry-run* ]]; then printf '%s' "$FAKE_REPORT"; exit 0; fi

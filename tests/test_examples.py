@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,9 +94,14 @@ def test_env_and_overrides_reach_the_command_line() -> None:
 
 def test_launch_runs_main_ppo(tmp_path: Path) -> None:
     stub = tmp_path / "python3"
-    stub.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$STUB_OUT"\n')
+    # the launch goes to the stub; the recipe's choice of backend settings still runs the real interpreter
+    stub.write_text(
+        '#!/usr/bin/env bash\nif [[ $2 == gdpo_verl.check.choices ]]; then exec "$REAL_PYTHON" "$@"; fi\n'
+        'printf "%s\\n" "$@" > "$STUB_OUT"\n'
+    )
     stub.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "STUB_OUT": str(tmp_path / "argv")}
+    env["REAL_PYTHON"] = sys.executable
     env.pop("GDPO_VERL_CHECK_DUMP", None)
     subprocess.run(["bash", str(EXAMPLES / "gsm8k_qwen2_5_1_5b.sh")], env=env, check=True, capture_output=True)
     argv = (tmp_path / "argv").read_text().splitlines()
@@ -292,6 +298,12 @@ MUTATIONS: list[tuple[str, list[str], dict[str, str], str, str]] = [
     ("DAPO on the summed reward", ["algorithm.filter_groups.metric=reward"], {}, "dapo", "warn"),
     ("mini-batch does not divide batch", ["actor_rollout_ref.actor.ppo_mini_batch_size=96"], {}, "batch", "error"),
     ("verl built-in gdpo on V1", ["+algorithm.gdpo.impl=verl"], {}, "gdpo", "error"),
+    # consequences (what the run would silently do)
+    ("top_k=1 makes a group's responses identical", ["actor_rollout_ref.rollout.top_k=1"], {}, "sampling", "error"),
+    ("save_freq=0 never saves", ["trainer.save_freq=0"], {}, "save", "warn"),
+    ("12 GPUs pad every V1 batch", [], {"GPUS_PER_NODE": "12"}, "padding", "warn"),
+    ("rollout cuts responses", ["actor_rollout_ref.rollout.response_length=2048"], {}, "truncation", "warn"),
+    ("vLLM share too large for 7B", [], {"ROLLOUT_MEM": "0.85"}, "memory", "warn"),
 ]
 
 

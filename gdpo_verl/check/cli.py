@@ -19,9 +19,11 @@ from typing import Any
 from gdpo_verl.check.backend import check_backend
 from gdpo_verl.check.compose import Composer, dump_script
 from gdpo_verl.check.limits import check_limits
+from gdpo_verl.check.memory import DEFAULT_GPU_GIB, check_memory
 from gdpo_verl.check.parallel import check_legacy, check_parallel, check_trainer, known_model_shape, load_model_shape
 from gdpo_verl.check.report import Finding, err, errors, info, render, warn
 from gdpo_verl.check.rewards import check_rewards
+from gdpo_verl.check.run_plan import check_run_plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also run verl's own validate_config and dataclass conversion (imports verl: a few seconds)",
     )
+    parser.add_argument(
+        "--gpu-memory-gib",
+        type=float,
+        default=DEFAULT_GPU_GIB,
+        help=f"memory of one GPU for the per-GPU estimate (default {DEFAULT_GPU_GIB:g})",
+    )
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="with --script: after the checks pass, run the recipe's command on this CPU for a step, a checkpoint "
+        "and a resumed step (a tiny model of its architecture, hf_cpu rollout; minutes)",
+    )
+    parser.add_argument("--rehearse-dir", help="where the rehearsal writes (default: a new temporary folder)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (or, with --script, the script's arguments)")
 
@@ -42,6 +57,7 @@ def check_args(
     composer: Composer,
     model_config: str | None = None,
     verl_validate: bool = False,
+    gpu_memory_gib: float = DEFAULT_GPU_GIB,
 ) -> list[Finding]:
     """All findings for one verl argument list (overrides plus --config-name)."""
     composed = composer.compose(args)
@@ -58,13 +74,30 @@ def check_args(
             shape = known_model_shape(cfg.actor_rollout_ref.model.get("path"))
     except (OSError, ValueError, KeyError) as e:
         findings.append(err("model", f"cannot read the model config {path}: {e}"))
-    for rule in (check_trainer, check_rewards, check_legacy, check_limits):
+    for rule in (check_trainer, check_rewards, check_legacy, check_limits, check_run_plan):
         findings += _safe(rule, cfg)
     findings += _safe(check_parallel, cfg, shape)
+    findings += _safe(check_memory, cfg, shape, gpu_memory_gib)
     findings += _safe(check_backend, cfg, composed.overrides)
     if verl_validate:
         findings += verl_own_validation(cfg)
     return findings
+
+
+_COMPOSERS: dict[str | None, Composer] = {}
+
+
+def validate_command(
+    args: Sequence[str],
+    model_config: str | None = None,
+    gpu_memory_gib: float = DEFAULT_GPU_GIB,
+    config_dir: str | None = None,
+) -> list[Finding]:
+    """The stable entry point for "validate a composed verl command": every finding for a `main_ppo` argument list
+    (Hydra overrides, optionally --config-name), without starting verl. Errors are `report.errors(findings)`; render
+    them with `report.render(findings, title)`. Reuses one Hydra composer per config folder (seconds the first time)."""
+    composer = _COMPOSERS.get(config_dir) or _COMPOSERS.setdefault(config_dir, Composer(config_dir))
+    return check_args(args, composer, model_config, gpu_memory_gib=gpu_memory_gib)
 
 
 def _safe(rule: Any, *args: Any) -> list[Finding]:
@@ -139,6 +172,19 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError) as e:
         print(f"gdpo-verl check: {e}")
         return 2
-    findings = check_args(verl_args, composer, args.model_config, args.verl_validate)
-    print(render(findings, title, quiet=args.quiet))
-    return 1 if errors(findings) else 0
+    findings = check_args(verl_args, composer, args.model_config, args.verl_validate, args.gpu_memory_gib)
+    print(render(findings, title, quiet=args.quiet), flush=True)
+    if errors(findings):
+        return 1
+    if args.rehearse:
+        import tempfile
+        from pathlib import Path
+
+        from gdpo_verl.check.rehearse import rehearse
+
+        if not args.script:
+            print("gdpo-verl check: --rehearse needs --script examples/<recipe>.sh")
+            return 2
+        out = Path(args.rehearse_dir or tempfile.mkdtemp(prefix="gdpo-rehearse-"))
+        return rehearse(verl_args, out.resolve())
+    return 0

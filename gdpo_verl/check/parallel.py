@@ -23,27 +23,49 @@ class ModelShape:
     kv_heads: int
     layers: int | None
     source: str
+    hidden: int | None = None  # the sizes below give the parameter count (memory estimate); None when unknown
+    intermediate: int | None = None
+    vocab: int | None = None
+    tied: bool = False
+    head_dim: int | None = None
+
+    def parameters(self) -> int | None:
+        """Decoder-only transformer with grouped-query attention and a gated MLP (Qwen2/Llama/Qwen3 family), biases
+        on q/k/v as Qwen2 has them (a rounding error elsewhere): embeddings (+ an untied LM head), per layer
+        attention + MLP + two norms, and the final norm."""
+        if None in (self.hidden, self.intermediate, self.vocab, self.layers):
+            return None
+        h, i, v, n = int(self.hidden), int(self.intermediate), int(self.vocab), int(self.layers)
+        d = self.head_dim or h // self.heads
+        q, kv = self.heads * d, self.kv_heads * d
+        attention = h * q + q + 2 * (h * kv + kv) + q * h
+        per_layer = attention + 3 * h * i + 2 * h
+        return v * h * (1 if self.tied else 2) + n * per_layer + h
 
 
-# The paper's models (and the CI model), used when no config.json is at hand: (heads, KV heads, layers).
+# The paper's models (and the CI model), used when no config.json is at hand, from each model's published config.json:
+# (heads, KV heads, layers, hidden, intermediate, vocab, tied embeddings, head_dim).
 KNOWN_MODELS = {
-    "Qwen2.5-0.5B-Instruct": (14, 2, 24),
-    "Qwen2.5-1.5B-Instruct": (12, 2, 28),
-    "Qwen2.5-3B-Instruct": (16, 2, 36),
-    "DeepSeek-R1-Distill-Qwen-1.5B": (12, 2, 28),
-    "DeepSeek-R1-Distill-Qwen-7B": (28, 4, 28),
-    "Qwen3-4B-Instruct-2507": (32, 8, 36),
+    "Qwen2.5-0.5B-Instruct": (14, 2, 24, 896, 4864, 151936, True, None),
+    "Qwen2.5-1.5B-Instruct": (12, 2, 28, 1536, 8960, 151936, True, None),
+    "Qwen2.5-3B-Instruct": (16, 2, 36, 2048, 11008, 151936, True, None),
+    "DeepSeek-R1-Distill-Qwen-1.5B": (12, 2, 28, 1536, 8960, 151936, False, None),
+    "DeepSeek-R1-Distill-Qwen-7B": (28, 4, 28, 3584, 18944, 152064, False, None),
+    "Qwen3-4B-Instruct-2507": (32, 8, 36, 2560, 9728, 151936, True, 128),
 }
 
 
 def known_model_shape(model_path: str | None) -> ModelShape | None:
     name = os.path.basename(str(model_path or "").rstrip("/"))
-    shape = KNOWN_MODELS.get(name)
-    return ModelShape(*shape, source=f"built-in table ({name})") if shape else None
+    known = KNOWN_MODELS.get(name)
+    if not known:
+        return None
+    heads, kv, layers, hidden, inter, vocab, tied, head_dim = known
+    return ModelShape(heads, kv, layers, f"built-in table ({name})", hidden, inter, vocab, tied, head_dim)
 
 
 def load_model_shape(path: str | None) -> ModelShape | None:
-    """Heads, KV heads and layers from a HF config.json (a file, or a folder holding one)."""
+    """Heads, KV heads, layers and sizes from a HF config.json (a file, or a folder holding one)."""
     if not path:
         return None
     path = os.path.expanduser(path)
@@ -56,7 +78,17 @@ def load_model_shape(path: str | None) -> ModelShape | None:
     if "num_attention_heads" not in raw and isinstance(raw.get("text_config"), dict):
         raw = raw["text_config"]  # multimodal configs nest the language model
     heads = int(raw["num_attention_heads"])
-    return ModelShape(heads, int(raw.get("num_key_value_heads") or heads), raw.get("num_hidden_layers"), path)
+    return ModelShape(
+        heads,
+        int(raw.get("num_key_value_heads") or heads),
+        raw.get("num_hidden_layers"),
+        path,
+        raw.get("hidden_size"),
+        raw.get("intermediate_size"),
+        raw.get("vocab_size"),
+        bool(raw.get("tie_word_embeddings", False)),
+        raw.get("head_dim"),
+    )
 
 
 def check_trainer(cfg: Any) -> list[Finding]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -160,6 +161,7 @@ def _check_gdpo(cfg: Any, names: list[str] | None, manager: str) -> list[Finding
                 f"missing from the manager {missing}, not used by the estimator {unused}",
             )
         )
+    out += _gdpo_consequences(cfg, g, manager)
     if manager != MANAGER:
         custom = cfg.reward.custom_reward_function.get("path")
         need = f"the reward function must return a dict with 'score' and {list(g.reward_keys)} for every sample"
@@ -206,4 +208,93 @@ def _check_filter_groups(cfg: Any, estimator: str, manager: str, names: list[str
                 "the V1 replay buffer would fail with 'Finished groups are missing DAPO metric'",
             )
         )
+    return out
+
+
+def _gdpo_consequences(cfg: Any, g: Any, manager: str) -> list[Finding]:
+    """Settings that legally turn the GDPO run into another experiment."""
+    out: list[Finding] = []
+    if not bool(cfg.algorithm.get("norm_adv_by_std_in_grpo", True)):
+        out.append(
+            warn(
+                "gdpo",
+                "algorithm.norm_adv_by_std_in_grpo=False turns off GDPO's per-reward std division for every reward "
+                "(A_k = r_k - mean, the paper's 'w/o std' ablation): rewards with larger spread then dominate the "
+                "sum. Remove it (verl's default is True), or for single rewards use "
+                "+algorithm.gdpo.std_norm={key:false}",
+            )
+        )
+    if manager != MANAGER:
+        return out
+    specs = manager_reward_specs(cfg.reward.get("gdpo_multi"))
+    if not specs:
+        return out
+    score_weights = {s.name: s.weight for s in specs}
+    if not g.weight_schedule:
+        pairs_by_key = {
+            k: (w, score_weights[k]) for k, w in zip(g.reward_keys, g.weights, strict=True) if k in score_weights
+        }
+        differ = {k: v for k, v in pairs_by_key.items() if not math.isclose(v[0], v[1])}
+        if differ:
+            pairs = ", ".join(f"{k}: {a:g} vs {b:g}" for k, (a, b) in differ.items())
+            out.append(
+                warn(
+                    "weights",
+                    f"algorithm.gdpo_reward_weights differ from the weights of reward.gdpo_multi's `score` ({pairs}): "
+                    "verl's score, its reward logs, DAPO's `reward` metric and a GRPO run of the same recipe sum the "
+                    "rewards with the manager's weights, so the GRPO arm optimizes another objective than this GDPO "
+                    "arm; give both the same weights (examples/common.sh's multi_reward does)",
+                )
+            )
+    out += _constant_rewards(cfg, specs, g.reward_keys)
+    return out
+
+
+def manager_reward_specs(section: Any) -> list[Any]:
+    """The manager's parsed reward specs (name, fn, kwargs, weight, ...), or [] when they cannot be parsed."""
+    try:
+        from gdpo_verl.rewards.manager import RewardConfigError, parse_config
+    except ImportError:
+        return []
+    try:
+        return list(parse_config(to_plain(section) or {}).rewards)
+    except RewardConfigError:
+        return []
+
+
+def _constant_rewards(cfg: Any, specs: list[Any], keys: Any) -> list[Finding]:
+    """A length-limit reward whose limit is at least the longest response the rollout can produce is always 1."""
+    try:
+        from gdpo_verl.rewards.length import length
+        from gdpo_verl.rewards.suites import resolve
+    except ImportError:
+        return []
+    import inspect
+
+    longest = int(cfg.actor_rollout_ref.rollout.response_length)
+    default = inspect.signature(length).parameters["max_tokens"].default
+    out = []
+    for spec in specs:
+        try:
+            fn = resolve(spec.fn)
+        except Exception:  # reported by the manager's own validation
+            continue
+        if fn is not length or spec.name not in keys:
+            continue
+        limit = int(spec.kwargs.get("max_tokens", default))
+        if limit < longest:
+            continue
+        why = (
+            f"reward {spec.name!r} ({spec.fn}, max_tokens={limit}) is 1 for every response: the rollout stops at "
+            f"actor_rollout_ref.rollout.response_length={longest} tokens, so no response can exceed the limit"
+        )
+        if spec.condition is not None:
+            effect = (
+                f"; conditioned on {spec.condition.on!r}, it equals that reward's pass/fail: a copy of "
+                f"{spec.condition.on!r} that doubles its weight, not a length constraint"
+            )
+        else:
+            effect = ". Its group std is 0 and its advantage always 0: the run is silently a run without it"
+        fix = f". Lower max_tokens below {longest} (the paper: 4000 with 8000-token responses) or raise the length"
+        out.append(warn("reward", why + effect + fix))
     return out

@@ -21,6 +21,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "rollout_class": ("verl.workers.rollout.base", "_ROLLOUT_REGISTRY"),
     "rollout_replica": ("verl.workers.rollout.replica", "RolloutReplicaRegistry"),
     "replay_poll": ("verl.trainer.ppo.v1.replay_buffer", "ReplayBuffer"),
+    "fsdp_offload_pin": ("verl.workers.engine.fsdp.transformer_impl", "CPUOffloadPolicy"),
 }
 ROLLOUT_FQN = "gdpo_verl_plugins.cpu.rollout.HFServerAdapter"
 # The V1 trainer polls TransferQueue every 2 s for finished rollouts; a tiny CPU step takes ~1 s of work.
@@ -80,9 +81,25 @@ def patch_replay_poll(module: ModuleType) -> None:
     cls.__init__ = mark(__init__)
 
 
+def patch_fsdp_offload_pin(module: ModuleType) -> None:
+    """FSDP2 offload (always on for the forward-only reference model) asks for pinned memory, which needs an
+    accelerator: on CPU the parameters already live in host memory, so offload without pinning."""
+    original = module.CPUOffloadPolicy
+    if original is None or getattr(original, "__gdpo_cpu__", False):
+        return
+
+    def cpu_offload_policy(*args, **kwargs):
+        kwargs["pin_memory"] = False
+        return original(*args, **kwargs)
+
+    cpu_offload_policy.__gdpo_cpu__ = True
+    module.CPUOffloadPolicy = cpu_offload_policy
+
+
 APPLY = {
     "gloo_backend": patch_gloo_backend,
     "rollout_class": patch_rollout_class,
     "rollout_replica": patch_rollout_replica,
     "replay_poll": patch_replay_poll,
+    "fsdp_offload_pin": patch_fsdp_offload_pin,
 }
