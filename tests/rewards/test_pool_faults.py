@@ -257,3 +257,15 @@ def test_an_exception_whose_str_raises_is_the_function_error_not_a_crash(fns):
         assert pool.restarts == 0
     finally:
         pool.close()
+
+
+def test_a_killed_test_case_is_counted():
+    from gdpo_verl.rewards import code_rewards
+
+    code_rewards._run_cached.cache_clear()
+    before = code_rewards.killed_cases
+    killer = "```python\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n```"
+    gt = {"inputs": ["1\n", "2\n", "3\n"], "outputs": ["1\n", "2\n", "3\n"]}
+    report = code_rewards.run_tests(killer, gt)
+    assert report.pass_rate == 0.0 and not report.bug_free
+    assert code_rewards.killed_cases - before == 3  # before: judged a timeout, counted nowhere

@@ -46,6 +46,7 @@ def warn_once(key: str, msg: str, *args) -> None:
 class SandboxServer:
     def __init__(self, tmpfs_mb: int) -> None:
         n = next(_counter)
+        self._err = tempfile.TemporaryFile()  # before the cgroup: an unwritable TMPDIR must not leave one behind
         self.namespaced = isolation_mode() == "namespaces"
         root = os.geteuid() == 0
         self.uid = _UID_BASE + (os.getpid() % 65536) * 16 + n % 16 if root else None
@@ -61,7 +62,6 @@ class SandboxServer:
         cmd = [sys.executable, "-I", str(LAUNCHER), json.dumps(cfg)]
         if self.namespaced:
             cmd = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--kill-child", "--", *cmd]
-        self._err = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
                 cmd,
@@ -75,6 +75,7 @@ class SandboxServer:
             )
         except OSError as e:
             cgroups.remove(self.cgroup)
+            self._err.close()
             raise SandboxUnavailable(f"cannot start the sandbox server: {e}") from None
         try:
             ready = self._read(time.monotonic() + 60)
@@ -156,13 +157,19 @@ _owner = os.getpid()
 
 def _acquire(tmpfs_mb: int) -> SandboxServer:
     global _owner
+    dead: list[SandboxServer] = []
     with _lock:
         if _owner != os.getpid():  # a forked copy of this module: the servers belong to the parent
             _idle.clear()
             _owner = os.getpid()
         pool = _idle.setdefault((tmpfs_mb, isolation_mode()), [])
-        if pool:
-            return pool.pop()
+        while pool:
+            server = pool.pop()
+            if server.proc.poll() is None:
+                return server
+            dead.append(server)  # died while idle (killed, OOM): released, never handed out
+    for server in dead:
+        server.close()
     return SandboxServer(tmpfs_mb)
 
 
