@@ -34,7 +34,7 @@ _TOP_KEYS = {"suite", "rewards", "timeout_s", "max_workers", "allow_weak_sandbox
 _REWARD_KEYS = {"name", "fn", "kwargs", "weight", "condition", "timeout_s"}
 # Built-ins whose worker mostly waits on a sandbox process: the default pool gets WAITING_FACTOR x the workers.
 WAITING_FNS = frozenset({"code.pass_rate", "code.bug_free"})
-WAITING_FACTOR = 2
+WAITING_FACTOR = 3
 
 
 class RewardConfigError(ValueError):

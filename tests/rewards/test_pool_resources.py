@@ -1,10 +1,8 @@
 """What the scorer creates, it releases: close() leaves no worker, no sandbox server (the self-test's included) and
-no sandbox cgroup; an unwritable TMPDIR leaves no cgroup behind; an idle sandbox server that died is not reused.
-Sandbox cgroups and servers are told apart from other processes' by the creating pid in their names."""
+no sandbox cgroup; an unwritable TMPDIR leaves no cgroup behind; an idle sandbox server that died is not reused."""
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import signal
@@ -14,8 +12,8 @@ import time
 import pytest
 
 from gdpo_verl.rewards import code_rewards, sandbox
+from gdpo_verl.rewards.leftovers import sandbox_cgroups, sandbox_servers
 from gdpo_verl.rewards.manager import FAILURES_KEY, MultiRewardScorer, parse_config
-from gdpo_verl.rewards.sandbox import cgroups
 from gdpo_verl.rewards.sandbox import server as sandbox_server
 
 pytestmark = pytest.mark.timeout(240)
@@ -32,28 +30,6 @@ def _has_cgroups() -> bool:
 
 
 needs_cgroups = pytest.mark.skipif(not _has_cgroups(), reason="needs per-sandbox cgroups (root, cgroup v1 or v2)")
-
-
-def _cgroups_of(pids: set[int]) -> list[str]:
-    """Sandbox cgroup directories created by any of ``pids`` (both v1 controllers, or v2)."""
-    tag = cgroups.owner_tag()
-    found = glob.glob(f"{cgroups.ROOT}/**/{cgroups.PREFIX}{tag}_*", recursive=True)
-    return [d for d in found if int(os.path.basename(d)[len(f"{cgroups.PREFIX}{tag}_") :].split("_")[0]) in pids]
-
-
-def _servers_of(pids: set[int]) -> list[int]:
-    """Live sandbox server processes (launcher or its unshare) whose cgroup names one of ``pids``."""
-    tag = cgroups.owner_tag()
-    out = []
-    for d in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(d, "rb") as f:
-                cmd = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        if "launcher.py" in cmd and any(f"{cgroups.PREFIX}{tag}_{p}_" in cmd for p in pids):
-            out.append(int(d.split("/")[2]))
-    return out
 
 
 def _wait_until(check, timeout: float = 10.0) -> bool:
@@ -76,19 +52,22 @@ def test_close_releases_workers_servers_and_cgroups(run):
     me = os.getpid()
     fds = len(os.listdir("/proc/self/fd"))
     scorer = MultiRewardScorer(parse_config({"suite": "code", "max_workers": 2}))
-    assert _servers_of({me}) == [] and _cgroups_of({me}) == []  # the self-test's server is already gone
+    left = (sandbox_servers({me}), sandbox_cgroups({me}))
+    assert left == ([], []), left  # the self-test's server is already gone
     rows = [scorer.submit(_payload()) for _ in range(4)]
     assert [scorer.finish(f.result(timeout=120))["pass_rate"] for f in rows] == [1.0] * 4
     procs = [w.proc for w in scorer.pool._workers]
     pids = {p.pid for p in procs} | {me}
-    assert len(procs) == 2 and _cgroups_of(pids) and _servers_of(pids)  # the workers did start sandboxes
+    started = (len(procs), sandbox_cgroups(pids), sandbox_servers(pids))
+    assert started[0] == 2 and started[1] and started[2], started  # the workers did start sandboxes
     start = time.monotonic()
     scorer.close()
     assert time.monotonic() - start < 15
-    assert [p.returncode for p in procs] == [0, 0]  # exited by themselves (their exit handler ran to its end)
-    assert _wait_until(lambda: not _servers_of(pids)), _servers_of(pids)
-    assert _cgroups_of(pids) == []
-    assert len(os.listdir("/proc/self/fd")) == fds
+    codes = [p.returncode for p in procs]
+    assert codes == [0, 0], codes  # exited by themselves (their exit handler ran to its end)
+    assert _wait_until(lambda: not sandbox_servers(pids)), sandbox_servers(pids)
+    assert sandbox_cgroups(pids) == [], sandbox_cgroups(pids)
+    assert len(os.listdir("/proc/self/fd")) == fds, (os.listdir("/proc/self/fd"), fds)
 
 
 @needs_cgroups
@@ -102,7 +81,7 @@ def test_unwritable_tmpdir_leaves_no_cgroup_and_is_a_counted_nan(monkeypatch, tm
         row = scorer.score_sync(_payload())
         assert math.isnan(row["pass_rate"]) and math.isnan(row["bug_free"]) and row[FAILURES_KEY] == 2.0
     assert scorer.failures[("pass_rate", "FileNotFoundError")] == 5
-    assert _cgroups_of({me}) == []  # before: two cgroup directories (memory, pids) leaked per server start
+    assert sandbox_cgroups({me}) == []  # before: two cgroup directories (memory, pids) leaked per server start
     scorer.close()
 
 
