@@ -41,17 +41,23 @@ def _to_number(text: str) -> Decimal | None:
         return None
 
 
-def correct(solution_str: str, ground_truth: Any, **_: Any) -> float:
+def _gold_number(ground_truth: Any) -> Decimal:
     gold = gold_answer(ground_truth)
     want = _to_number(gold)
     if want is None:
         raise BadGroundTruth(f"gsm8k: no number in the ground truth {gold!r:.200}")
+    return want
+
+
+def correct(solution_str: str, ground_truth: Any, **_: Any) -> float:
+    want = _gold_number(ground_truth)
     got = _to_number(extract_answer(solution_str))
     return 0.0 if got is None else float(want == got)
 
 
 def correct_strict(solution_str: str, ground_truth: Any, **_: Any) -> float:
     """`correct` as the TRL recipe scores it: only an answer inside ``<answer>…</answer>`` counts."""
+    _gold_number(ground_truth)  # a bad ground truth raises, tag or not
     return correct(solution_str, ground_truth) if _ANSWER.search(solution_str) else 0.0
 
 

@@ -56,6 +56,14 @@ def test_bad_ground_truth_is_counted_and_warned_once_in_every_suite(scorers, sui
     assert len(warned) == 1  # once per reward and cause
 
 
+@pytest.mark.parametrize("gt", [None, "", "no number", np.array([], dtype=object)])
+def test_gsm8k_strict_correct_raises_for_a_bad_ground_truth_even_without_an_answer_tag(gt):
+    from gdpo_verl.rewards import gsm8k
+
+    with pytest.raises(BadGroundTruth):
+        gsm8k.correct_strict("no tag here", gt)
+
+
 def test_numpy_ground_truths_from_parquet_score_like_lists(scorers):
     gt_code = {"inputs": np.array(["2 3\n", "1 1\n"], dtype=object), "outputs": np.array(["5\n", "2\n"], dtype=object)}
     cases = {
