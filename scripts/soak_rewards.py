@@ -108,6 +108,7 @@ class Soak:
         self.counts: collections.Counter[str] = collections.Counter()
         self.causes: collections.Counter[str] = collections.Counter()
         self.samples: list[dict] = []
+        self.wrong: list[dict] = []  # the first rows whose value differs from the reference
 
     async def score(self, scorer: MultiRewardScorer, row: dict, cancel_after: float | None) -> dict | None:
         payload = {"data_source": "soak", "extra_info": {}, **row}
@@ -120,7 +121,7 @@ class Soak:
 
     def inject(self, fault: str) -> tuple[str, object]:
         """Start a fault; returns what to undo after the step."""
-        scorer = self.rng.choice([self.math, self.code])
+        scorer = self.math if fault == "no_fds" else self.rng.choice([self.math, self.code])  # math: always busy
         pids = worker_pids(scorer)
         if fault in ("kill", "pause", "stop") and pids:
             pid = self.rng.choice(pids)
@@ -160,7 +161,7 @@ class Soak:
         tasks = [self.score(self.math, r, 0.001 if j in cancel else None) for j, r in enumerate(m_rows)]
         tasks += [self.score(self.code, r, None) for r in c_rows]
         gathered = asyncio.gather(*tasks)
-        await asyncio.sleep(0.2)  # faults hit a running step
+        await asyncio.sleep(0.01)  # faults hit a running step: rows are in the workers' pipes and running
         kind, undo = self.inject(fault)
         if kind == "pause":
             await asyncio.sleep(1.0)
@@ -187,10 +188,21 @@ class Soak:
                 got = out[spec.name]
                 if math.isnan(got):
                     continue  # counted by cause in scorer.failures
-                if is_math and j in bad and spec.name == "correct":
-                    self.counts["wrong_values"] += 1  # a bad ground truth must be NaN
-                elif got != want and spec.condition is None:  # the reference is the raw, unconditioned value
+                bad_gt_scored = is_math and j in bad and spec.name == "correct"  # a bad ground truth must be NaN
+                if bad_gt_scored or (got != want and spec.condition is None):  # the reference is unconditioned
                     self.counts["wrong_values"] += 1
+                    if len(self.wrong) < 10:
+                        row = m_rows[j] if is_math else c_rows[j - len(m_rows)]
+                        self.wrong.append(
+                            {
+                                "step": i,
+                                "fault": fault,
+                                "reward": spec.name,
+                                "want": want,
+                                "got": got,
+                                "row": {k: str(v)[:120] for k, v in row.items()},
+                            }
+                        )
         self.counts[f"fault_{kind}"] += 1
         for sc in (self.math, self.code):
             self.seen_pids.update(w.proc.pid for w in sc.pool._workers)
@@ -244,6 +256,7 @@ def main() -> None:
         "rows": soak.counts["rows"],
         "cancelled_rows": soak.counts["cancelled_rows"],
         "wrong_values": soak.counts["wrong_values"],
+        "wrong_examples": soak.wrong,
         "nan_by_cause": {f"{k[0]}:{k[1]}": v for sc in (soak.math, soak.code) for k, v in sc.failures.items()},
         "faults": {k[6:]: v for k, v in soak.counts.items() if k.startswith("fault_")},
         "restarts": {"math": soak.math.pool.restarts, "code": soak.code.pool.restarts},

@@ -337,7 +337,9 @@ class RewardPool:
                 if self.internal_errors == 1:
                     logger.exception("reward pool: unexpected error in the dispatcher (it goes on)")
                 if now - failing_since > self.unavailable_s:
-                    self._fail_pending_unavailable(f"the dispatcher keeps failing: {describe_exception(e)}")
+                    self._fail_pending_unavailable(
+                        "the dispatcher keeps failing: {}: {}".format(*describe_exception(e))
+                    )
                 time.sleep(0.05)
 
     def _step(self) -> None:
@@ -390,8 +392,8 @@ class RewardPool:
         except Exception as e:  # noqa: BLE001 - out of descriptors, processes or memory: retried with backoff
             self.spawn_failures += 1
             if self._spawn_error is None:
-                logger.warning("reward pool: cannot start a reward worker (%s); retrying", describe_exception(e))
-            self._spawn_error = describe_exception(e)
+                logger.warning("reward pool: cannot start a reward worker (%s: %s); retrying", *describe_exception(e))
+            self._spawn_error = "{}: {}".format(*describe_exception(e))
             self._retry_at = now + self._backoff
             self._backoff = min(self._backoff * 2, BACKOFF_S[1])
             return None
@@ -501,7 +503,9 @@ class RewardPool:
         except (EOFError, OSError):
             self._fail_worker(w, "WorkerCrashed", f"reward worker died (exit {w.proc.poll()})")
         except Exception as e:  # noqa: BLE001 - a message that does not decode: the worker is not trusted further
-            self._fail_worker(w, "WorkerCrashed", f"reward worker sent a bad message: {describe_exception(e)}")
+            self._fail_worker(
+                w, "WorkerCrashed", "reward worker sent a bad message: {}: {}".format(*describe_exception(e))
+            )
 
     def _fail_worker(self, w: _Worker, cause: str, message: str) -> None:
         """Kill and drop ``w``: its current call fails, the rest of its work goes back to the front of the queue."""

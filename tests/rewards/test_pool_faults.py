@@ -134,7 +134,11 @@ def test_out_of_descriptors_gives_counted_nan_then_the_pool_recovers(fns):
             out = fut.result(timeout=30)[0]
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        assert math.isnan(out.value) and out.cause == "WorkerUnavailable" and "Too many open files" in out.message
+        assert (
+            math.isnan(out.value)
+            and out.cause == "WorkerUnavailable"
+            and "OSError: [Errno 24] Too many open files" in out.message
+        )
         assert pool.spawn_failures >= 1
         futs = [_run(pool, f"{fns}:size", 30, solution="x" * i) for i in range(3)]  # the condition has cleared
         assert [f.result(timeout=60)[0].value for f in futs] == [0.0, 1.0, 2.0]
@@ -151,7 +155,7 @@ def test_a_pool_that_cannot_start_any_worker_raises_one_clear_error_then_recover
         resource.setrlimit(resource.RLIMIT_NOFILE, (_lowest_free_fd(), hard))
         try:
             fut = _run(pool, f"{fns}:size", 30.0)  # its timeout is longer than the pool may go without a worker
-            with pytest.raises(RewardPoolUnavailable, match="Too many open files"):
+            with pytest.raises(RewardPoolUnavailable, match=r"OSError: \[Errno 24\] Too many open files"):
                 fut.result(timeout=30)
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
