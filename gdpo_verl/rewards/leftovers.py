@@ -20,11 +20,23 @@ def sandbox_cgroups(pids: set[int]) -> list[str]:
     return [d for d in found if int(os.path.basename(d)[len(head) :].split("_")[0]) in pids]
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def sandbox_servers(pids: set[int]) -> list[int]:
-    """Live sandbox server processes (the launcher and its ``unshare``) started by any of ``pids``: their command
-    line names the cgroup. Servers without a cgroup (no root) are not found."""
+    """The top process of each live sandbox server started by any of ``pids`` (its ``unshare``, or the launcher when
+    that has no sandbox parent): their command line names the cgroup. Test-case processes, forked from the launcher
+    with its command line, are left out. Servers without a cgroup (no root) are not found."""
     head = _head()
-    found = []
+    found = set()
     for path in glob.glob("/proc/[0-9]*/cmdline"):
         try:
             with open(path, "rb") as f:
@@ -32,5 +44,5 @@ def sandbox_servers(pids: set[int]) -> list[int]:
         except OSError:
             continue
         if "launcher.py" in cmd and any(f"{head}{p}_" in cmd for p in pids):
-            found.append(int(path.split("/")[2]))
-    return found
+            found.add(int(path.split("/")[2]))
+    return sorted(p for p in found if _ppid(p) not in found)
