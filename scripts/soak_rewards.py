@@ -83,6 +83,16 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def server_rss_mib(top: int) -> float:
+    """A sandbox server's memory: its top process and its direct children (with namespaces, the launcher)."""
+    try:
+        with open(f"/proc/{top}/task/{top}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    return rss_mib(top) + sum(rss_mib(c) for c in children)
+
+
 def worker_pids(scorer: MultiRewardScorer) -> list[int]:
     return [w.proc.pid for w in scorer.pool._workers if w.proc.poll() is None]
 
@@ -214,7 +224,7 @@ class Soak:
                 "rows_per_s": round((len(m_rows) + len(c_rows)) / wall, 1),
                 "math_worker_rss_mib": [round(rss_mib(p), 1) for p in worker_pids(self.math)],
                 "code_worker_rss_mib": [round(rss_mib(p), 1) for p in worker_pids(self.code)],
-                "server_rss_mib": [round(rss_mib(p), 1) for p in sandbox_servers(set(pids))],
+                "server_rss_mib": [round(server_rss_mib(p), 1) for p in sandbox_servers(set(pids))],
                 "fds": len(os.listdir("/proc/self/fd")),
                 "restarts": self.math.pool.restarts + self.code.pool.restarts,
             }
@@ -271,6 +281,10 @@ def main() -> None:
         "code_worker_rss_mib_max_first_last": [
             max(s[0]["code_worker_rss_mib"], default=0),
             max(s[-1]["code_worker_rss_mib"], default=0),
+        ],
+        "server_rss_mib_max_first_last": [
+            max(s[0]["server_rss_mib"], default=0),
+            max(s[-1]["server_rss_mib"], default=0),
         ],
         "fds_min_max_during": [min(x["fds"] for x in s), max(x["fds"] for x in s)],
         "fds_before_after": [fds_before, len(os.listdir("/proc/self/fd"))],
