@@ -187,6 +187,14 @@ def test_an_unexpected_dispatcher_error_is_absorbed(fns, monkeypatch):
         pool.close()
 
 
+def _resume(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 # --- 3. a stopped worker --------------------------------------------------------------------------------------
 def test_a_stopped_idle_worker_with_a_large_task_blocks_nothing(fns):
     pool = RewardPool(1, depth=2)
@@ -216,19 +224,17 @@ def test_a_stopped_idle_worker_with_a_large_task_blocks_nothing(fns):
         with pytest.raises(RuntimeError, match="closed"):
             pending.result(timeout=5)
     finally:
+        _resume(stopped)  # first: a wrong pool must not hang this test on a stopped worker
         pool.close()
-        for pid in stopped:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
 
 
 def test_submit_from_many_threads_while_a_worker_is_stopped(fns):
     pool = RewardPool(2, depth=2)
+    stopped: list[int] = []
     try:
         assert _run(pool, f"{fns}:pid", 30).result(timeout=60)[0].value > 0
-        os.kill(pool._workers[0].proc.pid, signal.SIGSTOP)
+        stopped.append(pool._workers[0].proc.pid)
+        os.kill(stopped[0], signal.SIGSTOP)
         futs, lock = [], threading.Lock()
 
         def feed():
@@ -248,6 +254,7 @@ def test_submit_from_many_threads_while_a_worker_is_stopped(fns):
         assert sum(1 for o, n in values if o.value == n) >= 38  # at most the stopped worker's tasks time out
         assert all(o.value == n or o.cause == "Timeout" for o, n in values)
     finally:
+        _resume(stopped)
         pool.close()
 
 
