@@ -1,11 +1,14 @@
-"""Score math and code responses with gdpo_multi vs verl's ``naive`` manager (same reward functions, one process).
+"""Score math and code responses with gdpo_multi vs verl's ``naive`` manager (same reward functions, one process),
+and, for code, vs verl's own code scorer (``prime_code``, what ``naive`` runs for ``data_source=codecontests``).
 
-Both managers are driven like verl's RewardLoopWorker drives them: one ``run_single`` task per sample, all gathered
+All managers are driven like verl's RewardLoopWorker drives them: one ``run_single`` task per sample, all gathered
 on one event loop. ``naive`` gets a ``compute_score`` that calls the same built-in functions one after the other (in
-verl's default thread pool); ``gdpo_multi`` runs them in its process pool.
+verl's default thread pool); ``gdpo_multi`` runs them in its process pool; ``prime_code`` is ``naive`` with verl's
+``default_compute_score`` on the same responses and tests.
 
-Each measurement alternates naive and gdpo_multi ``--repeat`` times and reports the medians (shared machines are
-noisy), with the load average before and after.
+Each measurement alternates the managers ``--repeat`` times and reports the medians (shared machines are noisy),
+with the load average before and after. ``gdpo_multi_vs_naive`` and ``gdpo_multi_vs_prime_code`` are time ratios
+(> 1: gdpo_multi is faster).
 
     python scripts/bench_rewards.py --math 2000 --code 300 --repeat 3
 """
@@ -116,6 +119,7 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int | N
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
     data = [to_data(t, g, source) for t, g in samples]
+    verl_data = [to_data(t, g, "codecontests") for t, g in samples] if name == "code" else None
     section = {"rewards": [{"name": k, "fn": v} for k, v in fns.items()], "timeout_s": 60}
     if workers is not None:
         section["max_workers"] = workers
@@ -132,15 +136,21 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int | N
     )
     naive = get_reward_manager_cls("naive")(cfg, CharTokenizer(), naive_compute_score(fns))
     ours = get_reward_manager_cls("gdpo_multi")(cfg, CharTokenizer(), None)
-    t_naive, t_ours = [], []
+    prime = get_reward_manager_cls("naive")(cfg, CharTokenizer(), None) if verl_data else None
+    t_naive, t_ours, t_prime = [], [], []
     try:
         timed(ours, data[: 4 * ours.scorer.pool.max_workers])  # start the workers and import the suites once
         timed(naive, data[:2])
+        if prime:
+            timed(prime, verl_data[:2])
         for _ in range(repeat):
             dt, out_naive = timed(naive, data)
             t_naive.append(dt)
             dt, out_ours = timed(ours, data)
             t_ours.append(dt)
+            if prime:
+                dt, out_prime = timed(prime, verl_data)
+                t_prime.append(dt)
         pool_workers = ours.scorer.pool.max_workers
     finally:
         ours.scorer.close()
@@ -149,19 +159,33 @@ def bench(name: str, fns: dict[str, str], samples, source: str, workers: int | N
         for a, b in zip(out_naive, out_ours, strict=True)
         for k in fns
     )
-    return {
+    ours_s = statistics.median(t_ours)
+    row = {
         "suite": name,
         "n": len(data),
         "naive_s": round(statistics.median(t_naive), 2),
-        "gdpo_multi_s": round(statistics.median(t_ours), 2),
-        "speedup": round(statistics.median(t_naive) / statistics.median(t_ours), 2),
+        "gdpo_multi_s": round(ours_s, 2),
+        "gdpo_multi_vs_naive": round(statistics.median(t_naive) / ours_s, 2),
         "naive_per_s": round(len(data) / statistics.median(t_naive), 1),
-        "gdpo_multi_per_s": round(len(data) / statistics.median(t_ours), 1),
+        "gdpo_multi_per_s": round(len(data) / ours_s, 1),
         "runs_naive_s": [round(t, 2) for t in t_naive],
         "runs_gdpo_multi_s": [round(t, 2) for t in t_ours],
         "pool_workers": pool_workers,
         "same_values": agree,
     }
+    if t_prime:
+        row["prime_code_s"] = round(statistics.median(t_prime), 2)
+        row["gdpo_multi_vs_prime_code"] = round(statistics.median(t_prime) / ours_s, 2)
+        row["runs_prime_code_s"] = [round(t, 2) for t in t_prime]
+        # prime_code's score is its pass rate: how often the two scorers agree on the same responses and tests
+        row["same_pass_rate_as_prime_code"] = round(
+            statistics.mean(
+                float(a["reward_score"] == b["reward_extra_info"]["pass_rate"])
+                for a, b in zip(out_prime, out_ours, strict=True)
+            ),
+            3,
+        )
+    return row
 
 
 def main() -> None:
@@ -197,7 +221,7 @@ def main() -> None:
             {
                 "total_naive_s": round(total_naive, 2),
                 "total_gdpo_multi_s": round(total_ours, 2),
-                "speedup": round(total_naive / total_ours, 2),
+                "gdpo_multi_vs_naive": round(total_naive / total_ours, 2),
                 "cpus": len(os.sched_getaffinity(0)),
                 "load_before": [round(x, 2) for x in load_before],
                 "load_after": [round(x, 2) for x in os.getloadavg()],

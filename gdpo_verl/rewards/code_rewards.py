@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import code_verdict as v
+from .ground_truth import BadGroundTruth, plain
 from .length import length as length  # noqa: PLC0414 - re-exported as code.length
 from .sandbox import CaseResult, Limits, run_cases
 
@@ -36,6 +37,7 @@ BACKENDS = ("local", "sandbox_fusion")
 MAX_TOTAL_S = 45.0  # default time budget of all tests of one response: with the 15 s margin, fits a 60 s timeout
 unsupported_tests: Counter[str] = Counter()  # why an assert could not be judged -> count (this process)
 verdict_errors: Counter[str] = Counter()  # exceptions the verdict raised on a program's output -> count
+killed_cases = 0  # cases ended by a SIGKILL that was not the wall-clock kill (CPU-time or memory limit; this process)
 
 
 @dataclass(frozen=True)
@@ -79,19 +81,22 @@ def extract_code(text: str) -> str | None:
 
 
 def parse_tests(ground_truth) -> dict:
-    """Normalize a ground truth into ``{"mode", ...}``. Raises ValueError if unusable."""
-    gt = ground_truth
+    """Normalize a ground truth into ``{"mode", ...}``. Raises BadGroundTruth (a ValueError) if unusable."""
+    gt = plain(ground_truth)
     if isinstance(gt, (bytes, str)):
-        gt = json.loads(gt)
+        try:
+            gt = json.loads(gt)
+        except ValueError as e:
+            raise BadGroundTruth(f"code ground truth is not JSON ({e}): {gt[:200]!r}") from None
     if isinstance(gt, (list, tuple)) and all(isinstance(a, str) for a in gt):
         gt = {"asserts": list(gt)}
     if not isinstance(gt, dict):
-        raise ValueError(f"unsupported code ground truth of type {type(gt).__name__}")
+        raise BadGroundTruth(f"unsupported code ground truth of type {type(gt).__name__}")
     if gt.get("asserts") or gt.get("test_list"):
         return {"mode": "assert", "asserts": list(gt.get("asserts") or gt["test_list"])}
     inputs, outputs = gt.get("inputs"), gt.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs) or not inputs:
-        raise ValueError("code ground truth needs equally long, non-empty 'inputs' and 'outputs' lists")
+        raise BadGroundTruth("code ground truth needs equally long, non-empty 'inputs' and 'outputs' lists")
     mode = "call" if gt.get("fn_name") else "stdio"
     return {"mode": mode, "inputs": inputs, "outputs": outputs, "fn_name": gt.get("fn_name")}
 
@@ -109,6 +114,8 @@ def _subset(spec: dict, max_tests: int | None) -> dict:
 def _judge(mode: str, r: CaseResult, expected) -> str:
     """One case's status from what the sandbox returned; ``expected`` never left this process. Whatever the program
     returned, this gives a status: an output the verdict cannot handle is the program's ``error``, never a raise."""
+    if r.signal == signal.SIGKILL and not r.timed_out:
+        _count_killed()
     try:
         return _judge_case(mode, r, expected)
     except v.Unsupported as e:  # the test's own form
@@ -153,6 +160,13 @@ def _compile_error(results: list[CaseResult]) -> str | None:
         if rec is not None and "compile_error" in rec:
             return str(rec["compile_error"])
     return None
+
+
+def _count_killed() -> None:
+    global killed_cases
+    killed_cases += 1
+    if killed_cases == 1:
+        logger.warning("code suite: a test case was killed (its CPU-time or memory limit); it counts as failed")
 
 
 def _count_unsupported(why: str) -> None:

@@ -14,6 +14,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .ground_truth import BadGroundTruth, require_text
+
 FORMAT = re.compile(r"^<think>.*?</think>\n<answer>.*?</answer>$", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
@@ -25,8 +27,8 @@ def extract_answer(solution_str: str) -> str:
 
 
 def gold_answer(ground_truth: Any) -> str:
-    text = str(ground_truth)
-    return text.split("####")[-1].strip() if "####" in text else text.strip()
+    text = require_text(ground_truth, "gsm8k")
+    return text.split("####")[-1].strip() if "####" in text else text
 
 
 def _to_number(text: str) -> Decimal | None:
@@ -39,15 +41,23 @@ def _to_number(text: str) -> Decimal | None:
         return None
 
 
+def _gold_number(ground_truth: Any) -> Decimal:
+    gold = gold_answer(ground_truth)
+    want = _to_number(gold)
+    if want is None:
+        raise BadGroundTruth(f"gsm8k: no number in the ground truth {gold!r:.200}")
+    return want
+
+
 def correct(solution_str: str, ground_truth: Any, **_: Any) -> float:
-    want, got = _to_number(gold_answer(ground_truth)), _to_number(extract_answer(solution_str))
-    if want is None or got is None:
-        return float(gold_answer(ground_truth) == extract_answer(solution_str))
-    return float(want == got)
+    want = _gold_number(ground_truth)
+    got = _to_number(extract_answer(solution_str))
+    return 0.0 if got is None else float(want == got)
 
 
 def correct_strict(solution_str: str, ground_truth: Any, **_: Any) -> float:
     """`correct` as the TRL recipe scores it: only an answer inside ``<answer>…</answer>`` counts."""
+    _gold_number(ground_truth)  # a bad ground truth raises, tag or not
     return correct(solution_str, ground_truth) if _ANSWER.search(solution_str) else 0.0
 
 

@@ -36,7 +36,7 @@ _TOP_KEYS = {
 _REWARD_KEYS = {"name", "fn", "kwargs", "weight", "condition", "timeout_s"}
 # Built-ins whose worker mostly waits on a sandbox process: the default pool gets WAITING_FACTOR x the workers.
 WAITING_FNS = frozenset({"code.pass_rate", "code.bug_free"})
-WAITING_FACTOR = 2
+WAITING_FACTOR = 3
 
 
 class RewardConfigError(ValueError):
@@ -208,12 +208,15 @@ class MultiRewardScorer:
         self.cfg = cfg
         code_rewards.startup_check(cfg.rewards, cfg.allow_weak_sandbox, cfg.timeout_s)  # fail closed before rollouts
         self.code_nan = code_rewards.NanGuard(cfg.max_code_nan_share, cfg.code_nan_window)
+        self._uses_sandbox = any(s.fn in code_rewards.CODE_FNS for s in cfg.rewards)
         workers = cfg.max_workers
         if workers is None:  # the caller's share of the cores, more when the workers mostly wait on sandboxes
             workers = default_workers() if max_workers is None else max_workers
             if any(s.fn in WAITING_FNS for s in cfg.rewards):
                 workers *= WAITING_FACTOR
         self.pool = RewardPool(workers)
+        if self._uses_sandbox and workers > 0:
+            self._stop_idle_sandboxes()  # the self-test's server: the workers start their own
         self.failures: Counter[tuple[str, str]] = Counter()
         self.calls = 0
         self._calls = [(s.fn, dict(s.kwargs)) for s in cfg.rewards]
@@ -255,4 +258,13 @@ class MultiRewardScorer:
         return self.finish(self.submit(payload).result())
 
     def close(self) -> None:
+        """Stop the workers (each stops its sandbox servers) and this process's idle sandbox servers."""
         self.pool.close()
+        if self._uses_sandbox:
+            self._stop_idle_sandboxes()
+
+    @staticmethod
+    def _stop_idle_sandboxes() -> None:
+        from . import sandbox
+
+        sandbox.shutdown()  # idle ones only: a server in use by another caller is not touched

@@ -10,19 +10,19 @@ order tool_call then response, each tag exactly once; else 0.
 correctness = 6·R_max/S_max − 3 with S_max = 1 + |G| + Σ_j |keys(G_j)| and
 R = Jaccard(names(P), names(G)) + Σ_matched [Jaccard(keys(P_i), keys(G_j)) + #{k ∈ keys(G_j): P_i[k] == G_j[k]}],
 maximized over one-to-one matchings of predicted to gold calls with the same name (Hungarian algorithm). Names are
-compared as multisets. A response whose tool-call block is not valid JSON scores −3; a ground truth that cannot be
-parsed scores NaN (missing; the manager counts and logs it).
+compared as multisets. A response whose tool-call block is not valid JSON scores −3; a ground truth that is
+missing, empty or cannot be parsed raises :class:`.BadGroundTruth` (NaN, counted and warned by the manager).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from collections import Counter
 from typing import Any
 
+from .ground_truth import BadGroundTruth, plain
 from .matching import max_weight_matching
 
 _TAGS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<response>", "</response>")
@@ -71,10 +71,15 @@ def parse_calls(text: str) -> list[dict]:
 
 def parse_ground_truth(ground_truth: Any) -> tuple[list[dict], bool, bool]:
     """(gold calls, expects a tool_call block, expects a response block). ``format`` and ``correctness`` both read
-    the ground truth here; a string is parsed once per worker (cached), whatever its form (tags or JSON)."""
-    if isinstance(ground_truth, str):
-        return _parse_text_ground_truth(ground_truth)
-    return _parse_ground_truth(ground_truth)
+    the ground truth here; a string is parsed once per worker (cached), whatever its form (tags or JSON).
+    Raises BadGroundTruth when it is missing, empty or malformed."""
+    gt = plain(ground_truth)
+    if gt is None or (isinstance(gt, (str, list, tuple, dict)) and not (gt.strip() if isinstance(gt, str) else gt)):
+        raise BadGroundTruth(f"tool: ground truth is {gt!r}")
+    try:
+        return _parse_text_ground_truth(gt) if isinstance(gt, str) else _parse_ground_truth(gt)
+    except (ValueError, TypeError) as e:
+        raise BadGroundTruth(f"tool: malformed ground truth ({e}): {str(gt)[:200]!r}") from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -108,12 +113,9 @@ def _pattern(tool: bool, response: bool) -> re.Pattern:
 
 
 def format(solution_str: str, ground_truth: Any, **_: Any) -> float:  # noqa: A001 - the reward's name
-    """1.0 when the response has the think/tool_call/response layout the ground truth needs, else 0.0; NaN for a
-    ground truth that cannot be parsed (read by :func:`parse_ground_truth`, as ``correctness`` reads it)."""
-    try:
-        _, tool, response = parse_ground_truth(ground_truth)
-    except (ValueError, TypeError):
-        return math.nan
+    """1.0 when the response has the think/tool_call/response layout the ground truth needs, else 0.0
+    (the ground truth is read by :func:`parse_ground_truth`, as ``correctness`` reads it)."""
+    _, tool, response = parse_ground_truth(ground_truth)
     text = solution_str.strip()
     expected = (
         {"<think>", "</think>"}
@@ -152,11 +154,8 @@ def score_calls(pred: list[dict], gold: list[dict]) -> float:
 
 
 def correctness(solution_str: str, ground_truth: Any, **_: Any) -> float:
-    """Tool-call correctness in [-3, 3]; -3 for a malformed tool-call block; NaN for an unusable ground truth."""
-    try:
-        gold, _, _ = parse_ground_truth(ground_truth)
-    except (ValueError, TypeError):
-        return math.nan
+    """Tool-call correctness in [-3, 3]; -3 for a malformed tool-call block."""
+    gold, _, _ = parse_ground_truth(ground_truth)
     try:
         pred = parse_calls(solution_str)
     except BadCalls:

@@ -200,5 +200,5 @@ def test_inline_mode_without_processes():
 
 def test_sandboxed_suites_get_more_workers_by_default():
     assert MultiRewardScorer(parse_config({"suite": "math"}), max_workers=2).pool.max_workers == 2
-    assert MultiRewardScorer(parse_config({"suite": "code"}), max_workers=2).pool.max_workers == 4
+    assert MultiRewardScorer(parse_config({"suite": "code"}), max_workers=2).pool.max_workers == 6  # three per core
     assert MultiRewardScorer(parse_config({"suite": "code", "max_workers": 3}), max_workers=2).pool.max_workers == 3

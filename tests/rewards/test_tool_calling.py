@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import random
 
 import pytest
 
 from gdpo_verl.rewards import tool_calling as tc
+from gdpo_verl.rewards.ground_truth import BadGroundTruth
 from gdpo_verl.rewards.matching import max_weight_matching
 
 
@@ -61,12 +61,13 @@ def test_matching_is_optimal_not_greedy():
     assert tc.correctness(resp, gold) == pytest.approx(3.0)
 
 
-def test_malformed_response_json_scores_minus_3_and_bad_gold_is_nan():
+def test_malformed_response_json_scores_minus_3_and_bad_gold_raises():
     resp = '<think>x</think>\n<tool_call>\n{"name": "get_time", "parameters": {"tz": \n</tool_call>'
     assert tc.correctness(resp, GOLD) == -3.0
     assert tc.format(resp, GOLD) == 1.0  # layout is right, content is not
-    assert math.isnan(tc.correctness(answer(call("a")), "[{not json"))
-    assert math.isnan(tc.correctness(answer(call("a")), "<tool_call>\n{oops}\n</tool_call>"))
+    for bad in ("[{not json", "<tool_call>\n{oops}\n</tool_call>"):
+        with pytest.raises(BadGroundTruth, match="malformed"):
+            tc.correctness(answer(call("a")), bad)
 
 
 def test_no_tool_call_when_none_expected():
@@ -134,6 +135,7 @@ def test_json_string_ground_truth_format_and_correctness_agree(gold, resp):
     assert tc.format(resp, json.loads(gold)) == 1.0
 
 
-def test_unparseable_string_ground_truth_is_nan_for_both():
-    assert math.isnan(tc.format(answer(call("a")), "just words"))
-    assert math.isnan(tc.correctness(answer(call("a")), "just words"))
+def test_unparseable_string_ground_truth_raises_for_both():
+    for fn in (tc.format, tc.correctness):
+        with pytest.raises(BadGroundTruth, match="tool: malformed ground truth"):
+            fn(answer(call("a")), "just words")

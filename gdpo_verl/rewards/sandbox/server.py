@@ -189,13 +189,19 @@ _owner = os.getpid()
 
 def _acquire(packages: tuple[str, ...] = ()) -> SandboxServer:
     global _owner
+    dead: list[SandboxServer] = []
     with _lock:
         if _owner != os.getpid():  # a forked copy of this module: the servers belong to the parent
             _idle.clear()
             _owner = os.getpid()
         pool = _idle.setdefault((isolation_mode(), packages), [])
-        if pool:
-            return pool.pop()
+        while pool:
+            server = pool.pop()
+            if server.proc is not None and server.proc.poll() is None:
+                return server
+            dead.append(server)  # died while idle (killed, OOM): released, never handed out
+    for server in dead:
+        server.close()
     return SandboxServer(packages)
 
 
