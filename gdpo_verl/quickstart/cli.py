@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from gdpo_verl.quickstart import assets, report, runner, tasks
+from gdpo_verl.quickstart import assets, cluster, report, runner, tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra verl Hydra overrides, applied last (after `--`), e.g. -- trainer.logger=[console]",
     )
+    cluster.add_arguments(parser)  # --nodes, --ray-address
 
 
 def _fmt(value: float | None) -> str:
@@ -154,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     built = assets.build(out / "assets", seed=args.seed, task_module=tasks.get(args.task))
+    if cluster.requested(args):  # several Ray nodes: gdpo_verl/quickstart/cluster.py
+        return cluster.run_quickstart(args, cfg, built, Progress(cfg, args.verbose), summarize)
     cmd = runner.command(cfg, built)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     if args.dry_run:
