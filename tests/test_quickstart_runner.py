@@ -1,223 +1,147 @@
-"""The verl command line the quickstart builds, console parsing, reports and the CLI (no training run)."""
+"""Running a command owning its whole process tree: stand-in process trees shaped like verl's (a daemon in its own
+session, as Ray's are, with a child of its own), stopped on exit, timeout, signal and broken pipe."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from gdpo_verl.quickstart import cli, report, runner
-from gdpo_verl.quickstart.assets import Assets
+from gdpo_verl.quickstart import runner
+from gdpo_verl.quickstart.command import VerlCommand
 
-ASSETS = Assets(Path("/a/model"), Path("/a/train.parquet"), Path("/a/val.parquet"))
-
-
-def _keys(overrides):
-    return {o.split("=", 1)[0].lstrip("+"): o.split("=", 1)[1] for o in overrides}
-
-
-def test_gdpo_overrides():
-    ov = _keys(runner.overrides(runner.RunConfig(out=Path("/o"), steps=2), ASSETS))
-    assert ov["algorithm.adv_estimator"] == "gdpo"
-    assert ov["algorithm.gdpo_reward_keys"] == "[format,correct]"
-    assert ov["algorithm.gdpo_reward_weights"] == "[1.0,1.0]"
-    assert ov["actor_rollout_ref.rollout.name"] == "hf_cpu"
-    assert ov["trainer.total_training_steps"] == "2" and ov["trainer.use_v1"] == "True"
-    assert ov["reward.custom_reward_function.path"] == "pkg://gdpo_verl.quickstart.task"
-    assert ov["trainer.rollout_data_dir"] == "/o/rollouts"
-    assert "file" in ov["trainer.logger"]
+# The root prints its pid, starts a daemon in a new session (which prints its pid and starts a child that prints its
+# own), then lives ROOT_S seconds; daemon and child would live 120 s.
+TREE = """
+import os, subprocess, sys, time
+print("pid", os.getpid(), flush=True)
+child = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(120)"
+daemon = f"import os, subprocess, sys, time; print('pid', os.getpid(), flush=True); "
+daemon += f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"
+subprocess.Popen([sys.executable, "-c", daemon], start_new_session=True)
+time.sleep(float(sys.argv[1]))
+"""
 
 
-def test_gdpo_keys_need_a_plus_and_grpo_has_none():
-    gdpo = runner.overrides(runner.RunConfig(out=Path("/o")), ASSETS)
-    assert "+algorithm.gdpo_reward_keys=[format,correct]" in gdpo
-    grpo = runner.overrides(runner.RunConfig(out=Path("/o"), estimator="grpo", weights=(2.0, 1.0)), ASSETS)
-    keys = _keys(grpo)
-    assert keys["algorithm.adv_estimator"] == "grpo" and not any("gdpo" in k for k in keys)
-    assert keys["reward.custom_reward_function.reward_kwargs.format_weight"] == "2.0"  # GRPO sums the same weights
+def _alive(pid: int) -> bool:
+    """From /proc, independently of the code under test: the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
-def test_legacy_and_extra_overrides_come_last():
-    ov = runner.overrides(runner.RunConfig(out=Path("/o"), legacy=True, extra=("trainer.logger=[console]",)), ASSETS)
-    assert "trainer.use_v1=False" in ov and ov[-1] == "trainer.logger=[console]"
+def _run_tree(tmp_path: Path, root_s: float, on_line=None, timeout_s: float | None = None, until_pids: int = 3):
+    """Run TREE; ``on_line`` is called once all three pids were printed. Returns (result, pids)."""
+    pids: list[int] = []
+
+    def collect(line: str) -> None:
+        if line.startswith("pid "):
+            pids.append(int(line.split()[1]))
+        if on_line and len(pids) >= until_pids:
+            on_line(line)
+
+    cmd = VerlCommand((sys.executable, "-c", TREE, str(root_s)), {"GDPO_TEST_VAR": "1"})
+    result = runner.run(cmd, tmp_path / "run.log", collect, timeout_s=timeout_s)
+    return result, pids
 
 
-def test_environment_points_verls_file_logger_at_the_output_folder():
-    env = runner.environment(runner.RunConfig(out=Path("/o")))
-    assert env["VERL_FILE_LOGGER_PATH"] == "/o/metrics.jsonl" and env["HF_HUB_OFFLINE"] == "1"
-    assert env["GDPO_VERL_CPU"] in ("1", os.environ.get("GDPO_VERL_CPU"))
+def _wait_for(pred, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.1)
 
 
-def test_parse_console():
-    line = "(TaskRunnerV1 pid=1) step:3 - critic/score/mean:0.25 - gdpo/format/mean:0.5 - num_turns/min:np.int32(2)"
-    step, metrics = runner.parse_console(line)
-    assert step == 3 and metrics == {"critic/score/mean": 0.25, "gdpo/format/mean": 0.5, "num_turns/min": 2.0}
-    assert runner.parse_console("Training Progress: 1/2") is None
+def test_a_run_that_exits_leaves_no_process_and_its_output_is_logged(tmp_path):
+    result, pids = _run_tree(tmp_path, root_s=3)
+    assert len(pids) == 3 and result.stopped is None and result.returncode == 0
+    assert [p for p in pids if _alive(p)] == [] and result.left == []
+    assert result.processes >= 3  # root, the daemon (another session) and its child were all known
+    assert result.wall_s < 30  # the daemons' 120 s were not waited for
+    assert sorted(int(x.split()[1]) for x in (tmp_path / "run.log").read_text().splitlines()) == sorted(pids)
+    assert result.peak_mem_mb is not None and result.peak_mem_mb > 1
 
 
-def _write_rollouts(folder: Path):
-    folder.mkdir(parents=True)
-    for step, outs in ((1, ["x", "7"]), (2, ["77", "777"])):
-        rows = [{"input": "p", "output": o, "gts": "7", "score": 0.0, "step": step} for o in outs]
-        (folder / f"{step}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+def test_the_run_gets_its_environment(tmp_path):
+    cmd = VerlCommand((sys.executable, "-c", "import os; print(os.environ['GDPO_TEST_VAR'])"), {"GDPO_TEST_VAR": "x7"})
+    lines: list[str] = []
+    assert runner.run(cmd, tmp_path / "l.log", lines.append).returncode == 0 and lines == ["x7"]
 
 
-def test_reports_from_rollout_dumps_and_metrics(tmp_path):
-    _write_rollouts(tmp_path / "rollouts")
-    rewards = report.all_step_rewards(tmp_path / "rollouts")
-    assert rewards[1]["correct"] == 0.5 and rewards[2]["correct"] == 1.0
-    assert rewards[2]["format"] == pytest.approx((2 / 3 + 1) / 2)
-    metrics_file = tmp_path / "metrics.jsonl"
-    metrics_file.write_text(
-        "".join(json.dumps({"step": s, "data": {"timing_s/step": t}}) + "\n" for s, t in ((1, 9.0), (2, 1.0), (3, 2.0)))
-    )
-    metrics = report.read_metrics(metrics_file)
-    assert report.seconds_per_step(metrics) == 1.5  # step 1 (warm-up) left out
-    png = report.plot(rewards, tmp_path / "curves.png", "t")
-    assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
-    assert report.window_mean(rewards, "correct", first=False) == 1.0
+def test_timeout_stops_everything(tmp_path):
+    result, pids = _run_tree(tmp_path, root_s=120, timeout_s=3)
+    assert result.stopped == runner.TIMEOUT and result.returncode == 124
+    assert len(pids) == 3 and [p for p in pids if _alive(p)] == []
 
 
-def test_summary_is_written_and_failure_is_reported(tmp_path, capsys):
-    _write_rollouts(tmp_path / "rollouts")
-    (tmp_path / "metrics.jsonl").write_text(
-        json.dumps({"step": 1, "data": {"gdpo/format/mean": 0.1, "timing_s/step": 2.0}}) + "\n"
-    )
-    cfg = runner.RunConfig(out=tmp_path, steps=2)
-    ok = runner.RunResult(returncode=0, wall_s=10.0, log_path=tmp_path / "verl.log")
-    assert cli.summarize(cfg, ok) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["gdpo_metrics_logged"] and summary["steps_done"] == 1
-    assert (tmp_path / "curves.png").exists()
-    failed = runner.RunResult(returncode=3, wall_s=1.0, log_path=tmp_path / "verl.log", tail=["boom"])
-    assert cli.summarize(cfg, failed) == 3
-    assert "boom" in capsys.readouterr().err
+def test_a_broken_pipe_stops_everything(tmp_path):
+    def write(_line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    result, pids = _run_tree(tmp_path, root_s=120, on_line=write)
+    assert result.stopped == "broken pipe" and result.returncode == 128 + signal.SIGPIPE
+    assert [p for p in pids if _alive(p)] == [] and result.wall_s < 60
 
 
-def test_cli_arguments_and_dry_run(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args(["--steps", "2", "--out", str(tmp_path), "--dry-run", "--", "trainer.logger=[console]"])
-    assert args.steps == 2 and args.overrides == ["trainer.logger=[console]"] and args.estimator == "gdpo"
-    assert cli.run(args) == 0
-    cmd = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "-m verl.trainer.main_ppo" in cmd and cmd.endswith("trainer.logger=[console]")
-    assert (tmp_path / "assets" / "model" / "config.json").exists() and (tmp_path / "command.txt").exists()
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_to_this_process_stops_everything(tmp_path, sig):
+    sent = threading.Event()
+
+    def signal_once(_line: str) -> None:
+        if not sent.is_set():
+            sent.set()
+            threading.Timer(0.2, os.kill, (os.getpid(), sig)).start()
+
+    before = signal.getsignal(sig)
+    result, pids = _run_tree(tmp_path, root_s=120, on_line=signal_once)
+    assert result.stopped == sig.name and result.returncode == 128 + sig
+    assert [p for p in pids if _alive(p)] == [] and result.wall_s < 60
+    assert signal.getsignal(sig) is before  # the handler is ours only while the run lasts
 
 
-def test_run_streams_lines_and_enforces_the_timeout(tmp_path):
-    import sys
+def test_memory_that_cannot_be_read_is_reported_as_unmeasured_and_the_tree_is_still_stopped(tmp_path, monkeypatch):
+    """psutil refusing to read memory (as under a hardened /proc) neither reads as 0 GiB nor stops the tracking."""
 
-    lines = []
-    res = runner.run(
-        [sys.executable, "-c", "print('a'); print('b')"], dict(os.environ), tmp_path / "l.log", lines.append
-    )
-    assert res.returncode == 0 and lines == ["a", "b"] and (tmp_path / "l.log").read_text() == "a\nb\n"
-    slow = runner.run(
-        [sys.executable, "-c", "import time; time.sleep(60)"],
-        dict(os.environ),
-        tmp_path / "s.log",
-        lines.append,
-        timeout_s=1,
-    )
-    assert slow.returncode != 0 and slow.wall_s < 30
+    def denied(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "memory_full_info", denied)
+    result, pids = _run_tree(tmp_path, root_s=3)
+    assert result.peak_mem_mb is None and "AccessDenied" in result.memory_error
+    assert len(pids) == 3 and [p for p in pids if _alive(p)] == []
 
 
-@pytest.mark.verl
-def test_overrides_compose_with_verls_own_config():
-    """Every key we pass exists in verl's Hydra config (or is added with '+'), and verl's checks accept the result."""
-    verl = pytest.importorskip("verl")
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
+def test_a_process_found_only_by_its_marker_is_stopped(tmp_path):
+    """A process of the run that is no descendant of verl's (started through another process, e.g. a Ray daemon
+    asked to start a worker) is found by the marker in its environment."""
+    from gdpo_verl.quickstart.process_tree import MARKER_VAR, ProcessTree
 
-    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    for cfg in (runner.RunConfig(out=Path("/o")), runner.RunConfig(out=Path("/o"), estimator="grpo", legacy=True)):
-        GlobalHydra.instance().clear()  # another test may have left Hydra initialized
-        with initialize_config_dir(config_dir=config_dir, version_base=None):
-            config = compose("ppo_trainer", overrides=runner.overrides(cfg, ASSETS))
-        assert config.actor_rollout_ref.rollout.name == "hf_cpu"
-        assert not need_reference_policy(config) and not need_critic(config)
-        validate_config(config=config, use_reference_policy=False, use_critic=False)
-
-
-def test_progress_condenses_verl_output(tmp_path, capsys):
-    _write_rollouts(tmp_path / "rollouts")
-    progress = cli.Progress(runner.RunConfig(out=tmp_path, steps=2), verbose=False)
-    progress("(AgentLoopWorkerTQ pid=2) WARNING: target_num_threads 8 should not exceed total physical CPU cores 2.")
-    progress("(TaskRunnerV1 pid=1) step:0 - val-aux/x/y/format/mean@1:np.float64(0.5) - val-aux/x/y/score/mean@1:1.0")
-    progress("(TaskRunnerV1 pid=1) step:1 - critic/score/mean:0.25 - timing_s/step:1.5")
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("  first step after") and "step" in lines[1]
-    assert lines[2].split()[:2] == ["val@0", "0.500"]
-    assert lines[3].split() == ["1/2", "0.167", "0.500", "0.250", "1.5"]
-    assert len(lines) == 4
+    marker = "test-marker-" + str(time.time_ns())
+    env = {**os.environ, MARKER_VAR: marker}
+    stranger = psutil.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=env, start_new_session=True)
+    unrelated = psutil.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    try:
+        _wait_for(lambda: MARKER_VAR in _environ(stranger.pid))
+        tree = ProcessTree(os.getpid() + 10**7, marker)  # a root that does not exist: nothing found through it
+        tree.refresh()
+        assert stranger.pid in tree.known and unrelated.pid not in tree.known
+        assert tree.stop() == []
+        stranger.wait(timeout=10)
+        assert not _alive(stranger.pid) and _alive(unrelated.pid)
+    finally:
+        unrelated.kill()
+        unrelated.wait()
 
 
-def test_megatron_backend_overrides_set_the_layout_and_the_cpu_keys():
-    ov = _keys(runner.overrides(runner.RunConfig(out=Path("/o"), backend="megatron", tp=2, pp=2), ASSETS))
-    assert ov["model_engine"] == "megatron" and "actor_rollout_ref.actor.strategy" not in ov
-    mc = "actor_rollout_ref.actor.megatron"
-    for role in (mc, "actor_rollout_ref.ref.megatron"):
-        assert ov[f"{role}.tensor_model_parallel_size"] == "2" and ov[f"{role}.pipeline_model_parallel_size"] == "2"
-        assert ov[f"{role}.sequence_parallel"] == "False"
-    assert ov[f"{mc}.vanilla_mbridge"] == "True" and ov[f"{mc}.use_remove_padding"] == "False"
-    assert ov[f"{mc}.override_transformer_config.transformer_impl"] == "local"
-    assert ov[f"{mc}.override_transformer_config.masked_softmax_fusion"] == "False"
-    assert ov["trainer.n_gpus_per_node"] == "4" and ov["ray_kwargs.ray_init.num_gpus"] == "4"  # TP x PP workers
-    default = _keys(runner.overrides(runner.RunConfig(out=Path("/o")), ASSETS))
-    assert default["actor_rollout_ref.actor.strategy"] == "fsdp2" and "model_engine" not in default
-    assert default["trainer.n_gpus_per_node"] == "1"
-
-
-@pytest.mark.parametrize(
-    ("backend", "tp", "pp", "match"),
-    [("fsdp2", 2, 1, "megatron only"), ("megatron", 0, 1, ">= 1"), ("deepspeed", 1, 1, "unknown backend")],
-)
-def test_bad_backend_layouts_are_refused(backend, tp, pp, match):
-    with pytest.raises(ValueError, match=match):
-        runner.backend_overrides(backend, tp, pp)
-
-
-def test_cli_megatron_dry_run_writes_the_command(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args(["--backend", "megatron", "--tp", "2", "--pp", "2", "--out", str(tmp_path), "--dry-run"])
-    assert cli.run(args) == 0
-    command = (tmp_path / "command.txt").read_text()
-    assert (
-        "model_engine=megatron" in command
-        and "actor_rollout_ref.actor.megatron.tensor_model_parallel_size=2" in command
-    )
-    bad = parser.parse_args(["--tp", "2", "--out", str(tmp_path), "--dry-run"])
-    assert cli.run(bad) == 2 and "megatron only" in capsys.readouterr().err
-
-
-def test_missing_megatron_packages_are_named(monkeypatch):
-    import importlib.util
-
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert runner.missing_backend_packages("megatron") == ["megatron-core", "mbridge", "einops"]
-    assert runner.missing_backend_packages("fsdp2") == []
-
-
-@pytest.mark.verl
-def test_megatron_overrides_compose_with_verls_own_config():
-    verl = pytest.importorskip("verl")
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-    GlobalHydra.instance().clear()
-    cfg = runner.RunConfig(out=Path("/o"), backend="megatron", tp=2, pp=2)
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
-        config = compose("ppo_trainer", overrides=runner.overrides(cfg, ASSETS))
-    actor, ref = config.actor_rollout_ref.actor, config.actor_rollout_ref.ref
-    assert actor.strategy == "megatron" and ref.strategy == "megatron"
-    assert actor.megatron.tensor_model_parallel_size == 2 and ref.megatron.pipeline_model_parallel_size == 2
-    assert ref.megatron.vanilla_mbridge and not ref.megatron.sequence_parallel  # the reference inherits the bridge
-    assert ref.megatron.override_transformer_config.transformer_impl == "local"
+def _environ(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_text(errors="replace")
+    except OSError:
+        return ""

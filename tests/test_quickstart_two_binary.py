@@ -11,7 +11,7 @@ import pytest
 
 from gdpo_verl.analysis import study
 from gdpo_verl.analysis.common import AnalysisError
-from gdpo_verl.quickstart import assets, cli, report, runner, task, tasks, two_binary
+from gdpo_verl.quickstart import assets, cli, command, report, task, tasks, two_binary
 
 ASSETS = assets.Assets(Path("/a/model"), Path("/a/train.parquet"), Path("/a/val.parquet"))
 
@@ -46,8 +46,8 @@ def test_task_registry_and_verl_overrides():
     assert tasks.get("find_digit") is task and tasks.get("two_binary") is two_binary
     with pytest.raises(ValueError, match="unknown quickstart task 'nope'; known: find_digit, two_binary"):
         tasks.get("nope")
-    cfg = runner.RunConfig(out=Path("/o"), task="two_binary", weights=(2.0, 1.0))
-    ov = runner.overrides(cfg, ASSETS)
+    cfg = command.RunConfig(out=Path("/o"), task="two_binary", weights=(2.0, 1.0))
+    ov = command.overrides(cfg, ASSETS)
     assert "+algorithm.gdpo_reward_keys=[digit,letter]" in ov
     assert "reward.custom_reward_function.path=pkg://gdpo_verl.quickstart.two_binary" in ov
     assert "+reward.custom_reward_function.reward_kwargs.digit_weight=2.0" in ov

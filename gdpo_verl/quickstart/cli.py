@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from gdpo_verl.quickstart import assets, cluster, report, runner, tasks
+from gdpo_verl.quickstart import assets, cluster, command, console, report, runner, tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--legacy", action="store_true", help="use verl's legacy trainer (trainer.use_v1=False)")
     parser.add_argument(
         "--backend",
-        choices=runner.BACKENDS,
+        choices=command.BACKENDS,
         default="fsdp2",
         help="actor (and reference) engine: fsdp2 (default, 1 CPU worker) or megatron (TP x PP CPU workers; "
         "needs `bash scripts/install_cpu.sh --megatron`)",
@@ -71,7 +71,7 @@ def _fmt(value: float | None) -> str:
 class Progress:
     """Condenses verl's console output to one line per training step (the full log goes to verl.log)."""
 
-    def __init__(self, cfg: runner.RunConfig, verbose: bool) -> None:
+    def __init__(self, cfg: command.RunConfig, verbose: bool) -> None:
         self.cfg, self.verbose = cfg, verbose
         self.started = time.monotonic()
         self.seen_first = False
@@ -82,7 +82,7 @@ class Progress:
         if self.verbose:
             print(line, flush=True)
             return
-        parsed = runner.parse_console(line)
+        parsed = console.parse_step(line)
         if parsed is None:
             if "Traceback" in line or "Error" in line and "Warning" not in line:
                 print(f"  verl: {line.strip()[:200]}", flush=True)
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if (out / "rollouts").exists():
         shutil.rmtree(out / "rollouts")  # verl appends to existing dumps
     out.mkdir(parents=True, exist_ok=True)
-    cfg = runner.RunConfig(
+    cfg = command.RunConfig(
         out=out,
         steps=args.steps,
         seed=args.seed,
@@ -135,11 +135,11 @@ def run(args: argparse.Namespace) -> int:
         extra=tuple(args.overrides),
     )
     try:
-        runner.backend_overrides(cfg.backend, cfg.tp, cfg.pp)
+        command.backend_overrides(cfg.backend, cfg.tp, cfg.pp)
     except ValueError as exc:
         print(f"gdpo-verl quickstart: {exc}", file=sys.stderr)
         return 2
-    missing = runner.missing_backend_packages(cfg.backend)
+    missing = command.missing_backend_packages(cfg.backend)
     if missing and not args.dry_run:
         print(
             f"gdpo-verl quickstart: --backend {cfg.backend} needs {', '.join(missing)}, not installed here; "
@@ -157,18 +157,25 @@ def run(args: argparse.Namespace) -> int:
     built = assets.build(out / "assets", seed=args.seed, task_module=tasks.get(args.task))
     if cluster.requested(args):  # several Ray nodes: gdpo_verl/quickstart/cluster.py
         return cluster.run_quickstart(args, cfg, built, Progress(cfg, args.verbose), summarize)
-    cmd = runner.command(cfg, built)
-    (out / "command.txt").write_text(" ".join(cmd) + "\n")
+    verl = command.build(cfg, built)
+    (out / "command.txt").write_text(verl.shell_text())
     if args.dry_run:
-        print(" ".join(cmd))
+        print(verl.shell_text(), end="")
         return 0
     print(f"  starting verl (Ray, workers, model); full log: {out / 'verl.log'}", flush=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
-    result = runner.run(cmd, runner.environment(cfg), out / "verl.log", Progress(cfg, args.verbose), args.timeout)
+    result = runner.run(verl, out / "verl.log", Progress(cfg, args.verbose), args.timeout)
     return summarize(cfg, result)
 
 
-def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
+def _memory_text(result: runner.RunResult) -> str:
+    if result.peak_mem_mb is None:
+        return f"peak memory not measured ({result.memory_error or 'no process could be read'})"
+    partial = f", some processes not measured: {result.memory_error}" if result.memory_error else ""
+    return f"peak memory {result.peak_mem_mb / 1024:.1f} GiB{partial}"
+
+
+def summarize(cfg: command.RunConfig, result: runner.RunResult) -> int:
     """Write curves.png and summary.json, print a short summary; returns the exit status."""
     out = cfg.out
     task = tasks.get(cfg.task)
@@ -188,7 +195,7 @@ def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
         "steps_done": sum(1 for m in metrics.values() if "timing_s/step" in m),
         "wall_s": round(result.wall_s, 1),
         "s_per_step": round(report.seconds_per_step(metrics), 3),
-        "peak_mem_mb": round(result.peak_mem_mb),
+        "peak_mem_mb": None if result.peak_mem_mb is None else round(result.peak_mem_mb),
         "rewards_first": {k: report.window_mean(rewards, k, first=True) for k in keys},
         "rewards_last": {k: report.window_mean(rewards, k, first=False) for k in keys},
         "gdpo_metrics_logged": any(k.startswith("gdpo/") for m in metrics.values() for k in m),
@@ -201,7 +208,7 @@ def summarize(cfg: runner.RunConfig, result: runner.RunResult) -> int:
     first, last = summary["rewards_first"], summary["rewards_last"]
     print(
         f"done: {summary['steps_done']} steps in {summary['wall_s']:.0f} s ({summary['s_per_step']:.2f} s/step), "
-        f"peak memory {summary['peak_mem_mb'] / 1024:.1f} GiB"
+        + _memory_text(result)
     )
     for key in keys:
         print(f"  {key:8s} {_fmt(first[key])} -> {_fmt(last[key])}  (mean of first / last 20% of steps)")

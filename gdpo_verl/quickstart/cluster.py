@@ -24,14 +24,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gdpo_verl.quickstart import runner
+from gdpo_verl.quickstart import command, runner
+from gdpo_verl.quickstart.process_tree import MARKER_VAR, ProcessTree, new_marker
 
 # Every client of a loopback cluster: keep 127.0.0.1 as the node address (Ray otherwise takes the host's own address
 # and finds no node there). A cluster this module starts also has token auth off explicitly: Ray turns it on for a
 # head when ~/.ray/auth_token exists, but not for a joining node or a client.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 LOCAL_CLUSTER_ENV = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "disabled"}
-# What verl's processes on the nodes need from the quickstart's environment (runner.environment).
+# What verl's processes on the nodes need from the quickstart's environment (command.environment).
 WORKER_ENV_KEYS = (
     "GDPO_VERL_CPU",
     "VERL_FILE_LOGGER_PATH",
@@ -96,7 +97,7 @@ def join_overrides(address: str, nodes: int, batch_size: int, n: int, worker_env
 
 def _quoted(value: str) -> str:
     """A Hydra string literal (Ray wants every env var as a string; Hydra would read 1 as an int)."""
-    return "'" + value.replace("'", "\\'") + "'"  # a backslash stays as it is unless it precedes a quote
+    return '"' + value.replace('"', '\\"') + '"'  # a backslash stays as it is unless it precedes a quote
 
 
 def worker_env(env: dict[str, str]) -> dict[str, str]:
@@ -122,24 +123,11 @@ def ray_tmpdir(out: Path) -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix="gdpo-ray-")), True
 
 
-def _descendants(pids: list[tuple[int, float]]) -> list:
-    import psutil
-
-    procs = []
-    for pid, created in pids:
-        try:
-            proc = psutil.Process(pid)
-            if proc.create_time() != created:
-                continue  # the pid was reused
-            procs += [proc, *proc.children(recursive=True)]
-        except psutil.Error:
-            continue
-    return procs
-
-
 class LocalCluster:
     """N Ray nodes on 127.0.0.1 held by a :mod:`.cluster_host` process; ``stop()`` leaves no process and no address
-    file. ``node_env``: extra environment per node (index 0 is the head), e.g. to start a node that differs."""
+    file. Every process of the cluster (the host, the nodes' daemons, every worker) carries a marker in its
+    environment, so teardown finds them all by PID (:class:`~gdpo_verl.quickstart.process_tree.ProcessTree`).
+    ``node_env``: extra environment per node (index 0 is the head), e.g. to start a node that differs."""
 
     def __init__(
         self,
@@ -155,42 +143,37 @@ class LocalCluster:
         self.spec = {"nodes": nodes, "cpus_per_node": cpus_per_node, "gpus_per_node": gpus_per_node}
         self.spec["node_env"] = node_env or []
         self.start_timeout_s = start_timeout_s
+        self.marker = new_marker()
         self.host: subprocess.Popen | None = None
+        self.tree: ProcessTree | None = None
         self.address = ""
         self.address_file = ""
         self.node_ids: list[str] = []
-        self._pids: list[tuple[int, float]] = []
 
     def environment(self) -> dict[str, str]:
         """The environment of every client of this cluster (the verl driver included)."""
         return {**LOCAL_CLUSTER_ENV, "RAY_TMPDIR": str(self.tmpdir)}
 
     def start(self) -> str:
-        import psutil
-
+        """Start the nodes; returns the cluster's address. Raises RuntimeError (after a teardown) if they do not
+        come up within ``start_timeout_s``."""
         self.tmpdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.environment()}
+        env = {**os.environ, **self.environment(), MARKER_VAR: self.marker}
         cmd = [sys.executable, "-m", "gdpo_verl.quickstart.cluster_host", "--spec", json.dumps(self.spec)]
         with open(self.log_path, "ab") as log:
             self.host = subprocess.Popen(
                 cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True
             )
-        self._pids = [(self.host.pid, psutil.Process(self.host.pid).create_time())]
-        line = self._read_line(self.start_timeout_s)
+        self.tree = ProcessTree(self.host.pid, self.marker)
         try:
-            ready = json.loads(line)
+            ready = json.loads(self._read_line(self.start_timeout_s))
         except ValueError:
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
             raise RuntimeError(f"the local Ray cluster did not start; its log {self.log_path} ends:\n{tail}") from None
         self.address, self.address_file = ready["address"], ready["address_file"]
         self.node_ids = [node["node_id"] for node in ready["nodes"]]
-        for node in ready["nodes"]:
-            for pid in node["pids"]:
-                try:
-                    self._pids.append((pid, psutil.Process(pid).create_time()))
-                except psutil.Error:
-                    pass
+        self.tree.refresh()
         return self.address
 
     def _read_line(self, timeout_s: float) -> str:
@@ -199,29 +182,25 @@ class LocalCluster:
         return self.host.stdout.readline().decode(errors="replace") if ready else ""
 
     def alive_pids(self) -> list[int]:
-        """Processes of this cluster still running: the host, the nodes' processes, and everything they started."""
-        return sorted({p.pid for p in _descendants(self._pids) if p.is_running() and p.status() != "zombie"})
+        """Processes of this cluster still running: the host, the nodes' daemons and every worker they started."""
+        if self.tree is None:
+            return []
+        self.tree.refresh()
+        return sorted(p.pid for p in self.tree.alive())
 
-    def stop(self, grace_s: float = 30.0) -> None:
-        """Ask the host to remove the nodes, then SIGKILL whatever of the recorded process trees is left."""
-        import psutil
-
-        if self.host is None:
-            return
-        procs = _descendants(self._pids)  # collected first: the raylets' workers die with them
+    def stop(self, grace_s: float = 30.0) -> list[int]:
+        """Let the host remove the nodes (its stdin closes), then stop whatever of the cluster is left, by PID.
+        Returns the pids that could not be stopped (none, unless a process cannot be killed)."""
+        if self.host is None or self.tree is None:
+            return []
+        self.tree.refresh()  # the raylets' workers, before their parents go
         try:
             if self.host.stdin:
                 self.host.stdin.close()
             self.host.wait(timeout=grace_s)
         except (OSError, subprocess.TimeoutExpired):
             pass
-        procs += _descendants(self._pids)
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(procs, timeout=10)
+        left = self.tree.stop()
         try:
             self.host.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -229,6 +208,7 @@ class LocalCluster:
         if self.address_file:
             Path(self.address_file).unlink(missing_ok=True)
         self.host = None
+        return left
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -240,11 +220,15 @@ class LocalCluster:
 
 @contextmanager
 def signals_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt while inside, so the run and the cluster are torn down as on ^C."""
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while inside (outside a verl run, which handles them itself), so
+    the cluster is torn down as on ^C."""
 
     def interrupt(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
@@ -275,22 +259,23 @@ def describe_placements(actors: list[dict], node_ids: list[str]) -> list[str]:
     return lines
 
 
-def _watch_tree_memory(stop: threading.Event, peak: list[float]) -> None:
-    """Peak memory of this process's whole tree: the verl driver and the local cluster with all its workers."""
-    runner._watch_memory(os.getpid(), stop, peak)
+def _watch_memory(tree: ProcessTree, done: threading.Event, every_s: float = 1.0) -> None:
+    while not done.wait(every_s):
+        tree.refresh()
+        tree.measure()
 
 
-def _joined(cfg: runner.RunConfig, address: str, nodes: int, env: dict[str, str]) -> runner.RunConfig:
+def _joined(cfg: command.RunConfig, address: str, nodes: int, env: dict[str, str]) -> command.RunConfig:
     """``cfg`` with the overrides that join the cluster, before the user's own (which still win)."""
     return dataclasses.replace(cfg, extra=(*join_overrides(address, nodes, cfg.batch_size, cfg.n, env), *cfg.extra))
 
 
 def run_quickstart(
     args: argparse.Namespace,
-    cfg: runner.RunConfig,
+    cfg: command.RunConfig,
     built,
     on_line: Callable[[str], None],
-    summarize: Callable[[runner.RunConfig, runner.RunResult], int],
+    summarize: Callable[[command.RunConfig, runner.RunResult], int],
 ) -> int:
     """The quickstart's training on a local N-node cluster (or the one at ``--ray-address``); prints where each
     actor ran, writes placements.json, and tears the local cluster down whatever happens."""
@@ -303,12 +288,18 @@ def run_quickstart(
     out = cfg.out
     if args.dry_run:
         address = args.ray_address or "<local-cluster-address>"
-        print(" ".join(runner.command(_joined(cfg, address, nodes, {}), built)))
+        ray_env = client_env(address) if args.ray_address else {**LOCAL_CLUSTER_ENV, "RAY_TMPDIR": "<run-folder>/ray"}
+        run_env = command.environment(cfg)
+        verl = command.build(_joined(cfg, address, nodes, worker_env(run_env)), built)
+        print(dataclasses.replace(verl, env={**run_env, **ray_env}).shell_text(), end="")
         return 0
     tmpdir, fresh_tmpdir = ray_tmpdir(out)
     cluster = None if args.ray_address else LocalCluster(nodes, tmpdir, out / "ray_cluster.log")
-    stop, peak = threading.Event(), [0.0]
-    watcher = threading.Thread(target=_watch_tree_memory, args=(stop, peak), daemon=True)
+    # Memory of everything the run has at once: this process's tree (verl's driver) and the local cluster's.
+    whole = ProcessTree(os.getpid(), cluster.marker if cluster else new_marker())
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch_memory, args=(whole, done), daemon=True)
+    result = None
     try:
         with signals_as_interrupt():
             if cluster is not None:
@@ -317,27 +308,38 @@ def run_quickstart(
             else:
                 address, ray_env = args.ray_address, client_env(args.ray_address)
             watcher.start()
-            env = {**runner.environment(cfg), **ray_env}
-            joined = _joined(cfg, address, nodes, worker_env(env))
-            cmd = runner.command(joined, built)
-            (out / "command.txt").write_text(" ".join(cmd) + "\n")
+            run_env = command.environment(cfg)
+            joined = _joined(cfg, address, nodes, worker_env(run_env))
+            verl = dataclasses.replace(command.build(joined, built), env={**run_env, **ray_env})
+            (out / "command.txt").write_text(verl.shell_text())
             print(f"  verl joins the cluster at {address}, data parallel {nodes}; full log: {out / 'verl.log'}")
             (out / "metrics.jsonl").unlink(missing_ok=True)
-            result = runner.run(cmd, env, out / "verl.log", on_line, args.timeout)
-            try:
-                actors = placements(address, ray_env)
-            except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
-                print(f"  could not read where the actors ran: {exc}", file=sys.stderr)
-            else:
-                (out / "placements.json").write_text(json.dumps(actors, indent=1) + "\n")
-                print("where verl's actors ran:")
-                print("\n".join(describe_placements(actors, cluster.node_ids if cluster else [])))
+            result = runner.run(verl, out / "verl.log", on_line, args.timeout)
+            if result.stopped is None:
+                _report_placements(address, ray_env, cluster, out)
+    except KeyboardInterrupt as exc:
+        name = str(exc) if str(exc) in signal.Signals.__members__ else "SIGINT"
+        print(f"gdpo-verl quickstart: stopped by {name}; tearing the cluster down", file=sys.stderr)
+        return 128 + signal.Signals[name].value
     finally:
-        stop.set()
+        done.set()
         if cluster is not None:
-            cluster.stop()
+            left = cluster.stop()
+            if left:
+                print(f"gdpo-verl quickstart: could not stop cluster processes {left}", file=sys.stderr)
             if fresh_tmpdir:
                 shutil.rmtree(tmpdir, ignore_errors=True)
-    result.peak_mem_mb = max(result.peak_mem_mb, peak[0])
+    if whole.peak_mem_mb is not None:
+        result.peak_mem_mb = max(result.peak_mem_mb or 0.0, whole.peak_mem_mb)
     return summarize(joined, result)
 
+
+def _report_placements(address: str, ray_env: dict[str, str], cluster: LocalCluster | None, out: Path) -> None:
+    try:
+        actors = placements(address, ray_env)
+    except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"  could not read where the actors ran: {exc}", file=sys.stderr)
+        return
+    (out / "placements.json").write_text(json.dumps(actors, indent=1) + "\n")
+    print("where verl's actors ran:")
+    print("\n".join(describe_placements(actors, cluster.node_ids if cluster else [])))

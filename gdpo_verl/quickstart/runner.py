@@ -1,308 +1,175 @@
-"""Build and run the unchanged ``python -m verl.trainer.main_ppo`` for the quickstart, and condense its output."""
+"""Run a :class:`~gdpo_verl.quickstart.command.VerlCommand` owning everything it starts.
+
+verl runs in its own session with a marker in its environment (:mod:`gdpo_verl.quickstart.process_tree`). Its
+output goes, line by line, to a log file and to ``on_line``. The run ends when verl exits, on the timeout, on
+SIGINT, SIGTERM or SIGHUP to this process, or when ``on_line`` raises :class:`StopRun` or ``BrokenPipeError`` (the
+reader of our output went away); in every case every process of the run is stopped before :func:`run` returns.
+"""
 
 from __future__ import annotations
 
-import os
-import re
+import queue
+import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gdpo_verl.quickstart import tasks
-from gdpo_verl.quickstart.assets import Assets
+from gdpo_verl.quickstart.command import VerlCommand
+from gdpo_verl.quickstart.process_tree import MARKER_VAR, ProcessTree, new_marker
 
-# What a CPU machine needs on top of an ordinary verl GRPO command line (docs/cpu.md explains each one and which of
-# them to drop on GPUs). The rollout name comes from the gdpo-verl CPU plugin.
-CPU_OVERRIDES = (
-    "actor_rollout_ref.rollout.name=hf_cpu",
-    "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-    "actor_rollout_ref.model.use_remove_padding=False",
-    "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
-    "actor_rollout_ref.rollout.agent.num_workers=1",
-    "reward.num_workers=1",
-    "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-    "trainer.device=cpu",
-    "trainer.nnodes=1",
-    "ray_kwargs.ray_init.num_cpus=16",
-)
-BACKENDS = ("fsdp2", "megatron")
-FSDP2_OVERRIDES = ("actor_rollout_ref.actor.strategy=fsdp2",)
-# verl's Megatron actor and reference on CPU (docs/cpu.md, "Megatron on CPU"): the older `mbridge` bridge,
-# megatron-core's own layers instead of Transformer Engine, no sequence parallelism, no fused softmax kernel and
-# padded (bshd) sequences. The actor stays bf16 (verl refuses a float32 Megatron actor).
-_MCORE = "actor_rollout_ref.actor.megatron"
-MEGATRON_OVERRIDES = (
-    "model_engine=megatron",
-    f"{_MCORE}.vanilla_mbridge=True",
-    f"{_MCORE}.use_remove_padding=False",
-    f"{_MCORE}.sequence_parallel=False",
-    "actor_rollout_ref.ref.megatron.sequence_parallel=False",
-    f"+{_MCORE}.override_transformer_config.transformer_impl=local",
-    f"{_MCORE}.override_transformer_config.attention_backend=local",
-    f"+{_MCORE}.override_transformer_config.sequence_parallel=False",
-    f"+{_MCORE}.override_transformer_config.masked_softmax_fusion=False",
-)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TAIL_LINES = 60
+TIMEOUT = "timeout"
+BROKEN_PIPE = "broken pipe"
 
 
-def backend_overrides(backend: str, tp: int = 1, pp: int = 1) -> list[str]:
-    """The actor backend's overrides and the worker count (TP x PP CPU workers for Megatron, 1 for FSDP2)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if tp < 1 or pp < 1:
-        raise ValueError(f"--tp and --pp must be >= 1, got tp={tp}, pp={pp}")
-    if backend == "fsdp2":
-        if (tp, pp) != (1, 1):
-            raise ValueError("--tp/--pp apply to --backend megatron only (FSDP2 runs one CPU worker)")
-        return [*FSDP2_OVERRIDES, *_workers(1)]
-    parallel = [
-        f"{_MCORE}.tensor_model_parallel_size={tp}",
-        f"{_MCORE}.pipeline_model_parallel_size={pp}",
-        f"actor_rollout_ref.ref.megatron.tensor_model_parallel_size={tp}",
-        f"actor_rollout_ref.ref.megatron.pipeline_model_parallel_size={pp}",
-    ]
-    return [*MEGATRON_OVERRIDES, *parallel, *_workers(tp * pp)]
-
-
-MEGATRON_PACKAGES = {"megatron.core": "megatron-core", "mbridge": "mbridge", "einops": "einops"}
-
-
-def missing_backend_packages(backend: str) -> list[str]:
-    """The distributions a backend needs that cannot be found here (checked without importing them)."""
-    if backend != "megatron":
-        return []
-    from importlib.util import find_spec
-
-    missing = []
-    for module, dist in MEGATRON_PACKAGES.items():
-        try:
-            found = find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            missing.append(dist)
-    return missing
-
-
-def _workers(n: int) -> list[str]:
-    return [f"trainer.n_gpus_per_node={n}", f"+ray_kwargs.ray_init.num_gpus={n}"]
-
-
-@dataclass
-class RunConfig:
-    out: Path
-    steps: int = 20
-    seed: int = 0
-    estimator: str = "gdpo"  # gdpo | grpo
-    legacy: bool = False
-    batch_size: int = 16  # prompts per step
-    n: int = 4  # rollouts per prompt
-    lr: float = 2e-3
-    response_length: int = 8
-    weights: tuple[float, float] = (1.0, 1.0)
-    backend: str = "fsdp2"  # fsdp2 | megatron (actor and reference)
-    tp: int = 1  # Megatron tensor-parallel size
-    pp: int = 1  # Megatron pipeline-parallel size
-    task: str = tasks.DEFAULT  # gdpo_verl.quickstart.tasks.TASKS
-    extra: Sequence[str] = field(default_factory=tuple)  # raw verl overrides, appended last (they win)
-
-
-def overrides(cfg: RunConfig, assets: Assets) -> list[str]:
-    """The full Hydra override list for ``verl.trainer.main_ppo``."""
-    reward_keys = tasks.get(cfg.task).REWARD_KEYS
-    weighted = list(zip(reward_keys, cfg.weights, strict=True))
-    keys = ",".join(reward_keys)
-    weights = ",".join(str(w) for w in cfg.weights)
-    est = [f"algorithm.adv_estimator={cfg.estimator}"]
-    if cfg.estimator == "gdpo":
-        est += [f"+algorithm.gdpo_reward_keys=[{keys}]", f"+algorithm.gdpo_reward_weights=[{weights}]"]
-    return [
-        *est,
-        "algorithm.use_kl_in_reward=False",
-        f"data.train_files={assets.train_file}",
-        f"data.val_files={assets.val_file}",
-        f"data.train_batch_size={cfg.batch_size}",
-        "data.max_prompt_length=32",
-        f"data.max_response_length={cfg.response_length}",
-        "data.dataloader_num_workers=0",
-        f"data.seed={cfg.seed}",
-        f"actor_rollout_ref.model.path={assets.model_dir}",
-        "actor_rollout_ref.model.enable_gradient_checkpointing=False",
-        f"actor_rollout_ref.actor.optim.lr={cfg.lr}",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={cfg.batch_size}",
-        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
-        "actor_rollout_ref.actor.use_kl_loss=False",
-        "actor_rollout_ref.actor.entropy_coeff=0",
-        f"actor_rollout_ref.rollout.n={cfg.n}",
-        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",
-        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={cfg.batch_size * cfg.n}",  # used when KL is on
-        f"actor_rollout_ref.rollout.seed={cfg.seed}",
-        f"reward.custom_reward_function.path={tasks.module_path(cfg.task)}",
-        "reward.custom_reward_function.name=compute_score",
-        *(f"+reward.custom_reward_function.reward_kwargs.{k}_weight={w}" for k, w in weighted),
-        *CPU_OVERRIDES,
-        *backend_overrides(cfg.backend, cfg.tp, cfg.pp),
-        f"trainer.use_v1={not cfg.legacy}",
-        "trainer.logger=[console,file]",
-        "trainer.project_name=gdpo_quickstart",
-        f"trainer.experiment_name={cfg.estimator}{'_legacy' if cfg.legacy else ''}{_layout(cfg)}_seed{cfg.seed}",
-        f"trainer.total_training_steps={cfg.steps}",
-        "trainer.total_epochs=1000",
-        "trainer.val_before_train=False",
-        "trainer.test_freq=-1",
-        "trainer.save_freq=-1",
-        f"trainer.default_local_dir={cfg.out / 'checkpoints'}",
-        f"trainer.rollout_data_dir={cfg.out / 'rollouts'}",  # per-step rollouts: the per-reward curves come from here
-        *cfg.extra,
-    ]
-
-
-def _layout(cfg: RunConfig) -> str:
-    return "" if cfg.backend == "fsdp2" else f"_megatron_tp{cfg.tp}pp{cfg.pp}"
-
-
-def command(cfg: RunConfig, assets: Assets) -> list[str]:
-    return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides(cfg, assets)]
-
-
-def environment(cfg: RunConfig) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        TOKENIZERS_PARALLELISM="false",
-        VERL_FILE_LOGGER_PATH=str(cfg.out / "metrics.jsonl"),  # verl's own `file` logger backend writes here
-        RAY_DEDUP_LOGS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    env.setdefault("GDPO_VERL_CPU", "1")  # the quickstart is a CPU run even on a host with a GPU
-    env.setdefault("RAY_TMPDIR", "/tmp/ray")
-    return env
-
-
-_STEP = re.compile(r"step:(\d+) - (.*)$")
-_WRAPPED = re.compile(r"^[\w.]+\((.*)\)$")  # numpy scalars print as np.float64(0.5)
-
-
-def parse_console(line: str) -> tuple[int, dict[str, float]] | None:
-    """verl's console logger prints ``step:N - key:value - key:value``; return (N, metrics) or None."""
-    m = _STEP.search(line)
-    if not m:
-        return None
-    metrics: dict[str, float] = {}
-    for part in m.group(2).split(" - "):
-        key, sep, value = part.rpartition(":")
-        if not sep:
-            continue
-        wrapped = _WRAPPED.match(value.strip())
-        try:
-            metrics[key.strip()] = float(wrapped.group(1) if wrapped else value)
-        except ValueError:
-            continue
-    return int(m.group(1)), metrics
+class StopRun(Exception):
+    """Raised (by ``on_line`` or a signal) to stop the run; the message says why."""
 
 
 @dataclass
 class RunResult:
-    returncode: int
+    returncode: int  # verl's exit status, or 128 + signal number when the run was stopped by a signal
     wall_s: float
     log_path: Path
-    peak_mem_mb: float = 0.0  # peak PSS of the process tree
+    peak_mem_mb: float | None = None  # peak PSS of all the run's processes; None: not measured (memory_error says why)
+    memory_error: str | None = None
     tail: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run was stopped before verl exited by itself (None: it exited)
+    processes: int = 0  # how many processes the run had (verl, Ray and its workers)
+    left: list[int] = field(default_factory=list)  # pids that could not be stopped
 
 
-def _tree_memory_mb(root) -> float:
-    """Proportional set size (PSS) of a process and all its descendants: shared pages are counted once overall."""
-    import psutil
+class _SignalsStopTheRun:
+    """While armed, the first SIGINT/SIGTERM/SIGHUP raises :class:`StopRun` in the main thread; any later one (or one
+    that arrives once disarmed, while the run is being stopped) is only recorded, so that stopping is never cut short.
+    Outside the main thread signals are left alone."""
 
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            info = proc.memory_full_info()
-            total += getattr(info, "pss", info.rss)
-        except psutil.Error:
-            pass
-    return total / 2**20
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.armed = False
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum: int, _frame: object) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if self.armed:
+            self.armed = False
+            raise StopRun(self.received[-1])
+
+    def __enter__(self) -> _SignalsStopTheRun:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.armed = False
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
 
 
-def _watch_memory(pid: int, stop: threading.Event, peak: list[float]) -> None:
-    """Peak memory of main_ppo's whole process tree (Ray's local cluster and all verl workers are children)."""
-    try:
-        import psutil
+def _read_lines(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
 
-        root = psutil.Process(pid)
-    except Exception:  # noqa: BLE001 - measuring is optional
-        return
-    while not stop.wait(1.0):
-        try:
-            peak[0] = max(peak[0], _tree_memory_mb(root))
-        except psutil.Error:
-            return
+
+def _watch(tree: ProcessTree, done: threading.Event, every_s: float = 1.0) -> None:
+    while not done.wait(every_s):
+        tree.refresh()
+        tree.measure()
 
 
 def run(
-    cmd: Sequence[str],
-    env: dict[str, str],
+    cmd: VerlCommand,
     log_path: Path,
     on_line: Callable[[str], None],
     timeout_s: float | None = None,
 ) -> RunResult:
-    """Run ``cmd``, write its whole output to ``log_path``, pass each line to ``on_line``; kill it on timeout."""
+    """Start ``cmd`` in its own session, write its output to ``log_path`` and pass each line to ``on_line``; return
+    once verl and every process it started have ended."""
     start = time.monotonic()
     tail: list[str] = []
-    peak = [0.0]
-    with open(log_path, "w") as log:
+    stopped: str | None = None
+    marker = new_marker()
+    with _SignalsStopTheRun() as signals, open(log_path, "w") as log:
         proc = subprocess.Popen(
-            list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            list(cmd.argv),
+            env={**cmd.environment(), MARKER_VAR: marker},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=True,
         )
-        stop = threading.Event()
-        watcher = threading.Thread(target=_watch_memory, args=(proc.pid, stop, peak), daemon=True)
+        tree = ProcessTree(proc.pid, marker)
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(tree, done), daemon=True)
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
         watcher.start()
-        timer = threading.Timer(timeout_s, _kill_tree, args=(proc,)) if timeout_s else None
-        if timer:
-            timer.start()
+        reader.start()
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            while True:
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    stopped = TIMEOUT
+                    break
+                try:
+                    line = lines.get(timeout=0.5)
+                except queue.Empty:
+                    if proc.poll() is not None:  # verl exited; what it started may still hold its output open
+                        break
+                    continue
+                if line is None:
+                    break
                 log.write(line)
-                tail = (tail + [line.rstrip()])[-40:]
+                tail = (tail + [line.rstrip()])[-TAIL_LINES:]
                 on_line(line.rstrip("\n"))
-            proc.wait()
-        except KeyboardInterrupt:
-            _kill_tree(proc)
-            raise
+        except StopRun as e:
+            stopped = str(e)
+        except BrokenPipeError:
+            stopped = BROKEN_PIPE
         finally:
-            if timer:
-                timer.cancel()
-            stop.set()
-            watcher.join(timeout=2)
-    return RunResult(proc.returncode, time.monotonic() - start, log_path, peak[0], tail)
+            signals.armed = False
+            done.set()
+            tree.measure()
+            left = tree.stop()
+            proc.wait()
+            watcher.join(timeout=5)
+            reader.join(timeout=5)
+            while not lines.empty():  # the last lines, written while the run stopped: kept in the log only
+                line = lines.get()
+                if line is not None:
+                    log.write(line)
+                    tail = (tail + [line.rstrip()])[-TAIL_LINES:]
+    if stopped is None and signals.received:
+        stopped = signals.received[0]
+    return RunResult(
+        returncode=_returncode(proc.returncode, stopped),
+        wall_s=time.monotonic() - start,
+        log_path=log_path,
+        peak_mem_mb=tree.peak_mem_mb,
+        memory_error=tree.memory_error,
+        tail=tail,
+        stopped=stopped,
+        processes=len(tree.known),
+        left=left,
+    )
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Stop main_ppo and everything it started (its session, plus any descendant that left it, e.g. Ray's)."""
-    import signal
-
-    try:
-        import psutil
-
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except Exception:  # noqa: BLE001
-        children = []
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for child in children:
-        try:
-            child.kill()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+def _returncode(verl_returncode: int, stopped: str | None) -> int:
+    """verl's exit status; 128 + the signal's number when a signal (or a broken pipe) stopped the run, 124 for the
+    timeout (the conventions of shells and `timeout`)."""
+    if stopped is None:
+        return verl_returncode
+    if stopped == TIMEOUT:
+        return 124
+    if stopped == BROKEN_PIPE:
+        return 128 + signal.SIGPIPE.value
+    if stopped in signal.Signals.__members__:
+        return 128 + signal.Signals[stopped].value
+    return verl_returncode or 1
