@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
+from gdpo_verl import cluster_doctor
 from gdpo_verl.check.backend import BACKENDS, VANILLA_MBRIDGE, Module, normalize, verl_pins
 
 
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="import every module this backend imports and compare versions with verl's pins (repeatable)",
     )
+    cluster_doctor.add_arguments(parser)  # --ray-address: every node of a cluster
 
 
 def _installed(dist: str) -> str | None:
@@ -68,6 +70,8 @@ def backend_report(backends: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray_address or args.overrides or args.code_rewards:  # every node of a cluster: cluster_doctor.py
+        return cluster_doctor.run(args)
     problems: list[str] = []
     lines: list[str] = []
     if args.backend:
