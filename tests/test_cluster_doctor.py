@@ -1,6 +1,7 @@
 """``gdpo-verl doctor --ray-address``: the per-node verdicts (from made-up node facts), what the config decides, and
 a real local three-node cluster where one node runs without the plugin (VERL_USE_EXTERNAL_PLUGINS=none) and another
-without the sandbox's namespaces (GDPO_SANDBOX_NO_NAMESPACES=1)."""
+without the sandbox's namespaces (GDPO_SANDBOX_NO_NAMESPACES=1) but with an importable ``flash_attn`` stand-in (the
+one module ``--backend fsdp2`` imports, absent from a CPU install): each node's own checks decide its line."""
 
 from __future__ import annotations
 
@@ -127,7 +128,11 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
     pytest.importorskip("ray")
     from gdpo_verl.quickstart import cluster
 
-    node_env = [{}, {"VERL_USE_EXTERNAL_PLUGINS": "none"}, {"GDPO_SANDBOX_NO_NAMESPACES": "1"}]
+    stand_in = tmp_path / "stand_in"
+    (stand_in / "flash_attn").mkdir(parents=True)
+    (stand_in / "flash_attn" / "__init__.py").write_text('"""importable stand-in"""\n')
+    other = {"GDPO_SANDBOX_NO_NAMESPACES": "1", "PYTHONPATH": str(stand_in)}
+    node_env = [{}, {"VERL_USE_EXTERNAL_PLUGINS": "none"}, other]
     folder, fresh = cluster.ray_tmpdir(tmp_path)
     local = cluster.LocalCluster(3, folder, tmp_path / "ray_cluster.log", cpus_per_node=2, node_env=node_env)
     code = ["--", "reward.reward_manager.name=gdpo_multi", "+reward.gdpo_multi.suite=code"]
@@ -142,7 +147,7 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
                     text=True,
                     timeout=600,
                 )
-                for extra in ([], code)
+                for extra in (["--backend", "fsdp2"], code)
             )
             head, no_plugin, weak = local.node_ids
         assert local.alive_pids() == []
@@ -154,12 +159,15 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
         (found,) = [x for x in proc.stdout.splitlines() if f" {node_id[:8]} " in x]
         return found
 
-    # Without code rewards: only the node that does not load the plugin differs.
+    # --backend fsdp2, no code rewards: flash_attn imports on the node with the stand-in only; the node without the
+    # plugin differs for that too.
     assert plain.returncode == 1, plain.stdout + plain.stderr
-    assert line(plain, head).endswith(": OK") and line(plain, weak).endswith(": OK")
+    assert line(plain, weak).endswith(": OK")
+    no_flash = "fsdp2: `import flash_attn` fails"
+    assert no_flash in line(plain, head) and no_flash in line(plain, no_plugin)
     assert "gdpo -> verl.trainer.ppo.core_algos" in line(plain, no_plugin)
-    assert "DIFFERS: VERL_USE_EXTERNAL_PLUGINS='none' keeps verl from loading gdpo_verl" in line(plain, no_plugin)
-    assert "PROBLEM: 1 of 3 nodes differ" in plain.stdout
+    assert "VERL_USE_EXTERNAL_PLUGINS='none' keeps verl from loading gdpo_verl" in line(plain, no_plugin)
+    assert "PROBLEM: 2 of 3 nodes differ" in plain.stdout
     # With code rewards in the config: the node without namespaces has only the weak sandbox. Where this host gives
     # no namespaces at all (not root), every node has the weak one and each is flagged for it.
     from gdpo_verl.rewards.sandbox import isolation_mode

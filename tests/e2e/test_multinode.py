@@ -5,8 +5,9 @@ Checked from what verl and Ray recorded, not from our own output: the actor tabl
 (placements.json) shows one FSDP2 actor worker on each node with a rollout server beside it and the reward loop's
 worker ending with the job (not crashed); verl's ``file`` logger has the same full set of ``gdpo/*`` metrics at every
 step; afterwards no process of the run is left (found by the run's RAY_TMPDIR in each process's environment) and no
-Ray address file exists. A second test sends SIGTERM mid-run and checks the same teardown. One host, no real network:
-docs/multinode.md says what this does not cover.
+Ray address file exists. A second test sends SIGTERM mid-run and checks the same teardown; a third runs on an
+existing cluster (``--ray-address``), which it leaves running. One host, no real network: docs/multinode.md says what
+this does not cover.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +65,16 @@ def _processes_of(ray_tmpdir: str) -> list[str]:
         except psutil.Error:
             continue
     return left
+
+
+def _names(pids: list[int]) -> list[str]:
+    names = []
+    for pid in pids:
+        try:
+            names.append(psutil.Process(pid).name())
+        except psutil.Error:
+            continue
+    return names
 
 
 def _address_files(out: Path, ray_tmpdir: str) -> list[str]:
@@ -156,3 +168,30 @@ def test_sigterm_mid_run_tears_the_cluster_down(tmp_path):
     assert _processes_of(ray_tmpdir) == []
     assert _address_files(out, ray_tmpdir) == []
     assert _default_address_file() == before
+
+
+def test_ray_address_runs_on_an_existing_cluster_and_leaves_it_running(tmp_path):
+    from gdpo_verl.quickstart import cluster
+
+    folder, fresh = cluster.ray_tmpdir(tmp_path)
+    local = cluster.LocalCluster(2, folder, tmp_path / "ray_cluster.log")
+    out = tmp_path / "qs"
+    try:
+        with local:
+            proc = subprocess.run(
+                [*_cmd(out, steps=1), "--ray-address", local.address, "--out", str(out)],
+                env={**_env(), **local.environment()},
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+            )
+            daemons = sorted(_names(local.alive_pids()))
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert daemons.count("raylet") == 2 and "gcs_server" in daemons, daemons  # the cluster is left running
+        actors = json.loads((out / "placements.json").read_text())
+        assert {a["node_id"] for a in actors if a["class"] == ACTOR_WORKER} == set(local.node_ids)
+        assert "starting a local" not in proc.stdout
+        assert local.alive_pids() == []
+    finally:
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
