@@ -166,7 +166,10 @@ def _probe_every_node(address: str, backends: list[str], sandbox: bool, timeout_
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cloudpickle.register_pickle_by_value(node_probe)  # the nodes need not have this module (or gdpo-verl at all)
-    ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except Exception as e:  # noqa: BLE001 - ConnectionError, or Ray's own errors for a wrong address
+        raise ConnectionError(f"cannot join the Ray cluster at {address}: {type(e).__name__}: {e}") from None
     try:
         nodes = sorted(
             (n for n in ray.nodes() if n.get("Alive")),
@@ -205,7 +208,11 @@ def run(args: argparse.Namespace) -> int:
         sandbox = sandbox or from_config
     driver = {dist: node_probe._version(dist) for dist in node_probe.DISTS}
     print(f"driver: gdpo-verl {driver[node_probe.PLUGIN_DIST]}, verl {driver['verl']}, ray {driver['ray']}")
-    results = _probe_every_node(args.ray_address, list(args.backend), sandbox, args.timeout)
+    try:
+        results = _probe_every_node(args.ray_address, list(args.backend), sandbox, args.timeout)
+    except ConnectionError as e:
+        print(f"gdpo-verl doctor: {e} (run it on a node of the cluster, or use a ray:// address)", file=sys.stderr)
+        return 2
     seen = Counter(sandbox_text(f["sandbox"]) for _, f in results if "sandbox" in f)
     usual = seen.most_common(1)[0][0] if len(seen) > 1 else None
     bad = 0

@@ -5,8 +5,10 @@ two-node run is tests/e2e/test_multinode.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,16 @@ def test_cli_refuses_a_batch_that_does_not_split(tmp_path):
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 2 and "multiple of 2" in out.stderr, out.stderr
+
+
+def test_a_cluster_that_cannot_start_is_reported_and_leaves_nothing():
+    pytest.importorskip("ray")
+    short = Path(tempfile.mkdtemp(prefix="gdpo-test-"))  # short enough for Ray's sockets: the head's GCS starts
+    try:
+        local = cluster.LocalCluster(1, short / "ray", short / "ray_cluster.log", cpus_per_node=-1)
+        with pytest.raises(cluster.ClusterStartError, match="did not start") as raised:
+            local.start()
+        assert "Resource quantities must be nonnegative" in str(raised.value)  # Ray's own error, from the log
+        assert local.alive_pids() == []  # the GCS server it had started is gone
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

@@ -47,6 +47,10 @@ MAX_SOCKET_PATH = 107  # AF_UNIX path limit; Ray puts its sockets under RAY_TMPD
 _SOCKET_SUFFIX = len("/ray/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store.99")
 
 
+class ClusterStartError(RuntimeError):
+    """The local cluster did not come up (it has been torn down); the message ends with its log."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nodes",
@@ -155,8 +159,8 @@ class LocalCluster:
         return {**LOCAL_CLUSTER_ENV, "RAY_TMPDIR": str(self.tmpdir)}
 
     def start(self) -> str:
-        """Start the nodes; returns the cluster's address. Raises RuntimeError (after a teardown) if they do not
-        come up within ``start_timeout_s``."""
+        """Start the nodes; returns the cluster's address. Raises ClusterStartError (after a teardown) if they do
+        not come up within ``start_timeout_s``."""
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.environment(), MARKER_VAR: self.marker}
         cmd = [sys.executable, "-m", "gdpo_verl.quickstart.cluster_host", "--spec", json.dumps(self.spec)]
@@ -170,7 +174,7 @@ class LocalCluster:
         except ValueError:
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            raise RuntimeError(f"the local Ray cluster did not start; its log {self.log_path} ends:\n{tail}") from None
+            raise ClusterStartError(f"the local Ray cluster did not start; {self.log_path} ends:\n{tail}") from None
         self.address, self.address_file = ready["address"], ready["address_file"]
         self.node_ids = [node["node_id"] for node in ready["nodes"]]
         self.tree.refresh()
@@ -317,6 +321,9 @@ def run_quickstart(
             result = runner.run(verl, out / "verl.log", on_line, args.timeout)
             if result.stopped is None:
                 _report_placements(address, ray_env, cluster, out)
+    except ClusterStartError as exc:
+        print(f"gdpo-verl quickstart: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         name = str(exc) if str(exc) in signal.Signals.__members__ else "SIGINT"
         print(f"gdpo-verl quickstart: stopped by {name}; tearing the cluster down", file=sys.stderr)
