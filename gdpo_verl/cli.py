@@ -18,8 +18,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("gdpo-verl")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gdpo-verl", description="GDPO for veRL")
+    parser.add_argument("--version", action="version", version=f"gdpo-verl {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -28,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help", "--version") or argv[0] not in COMMANDS:
         parser = build_parser()
+        if argv[:1] == ["--version"]:
+            parser.parse_args(argv[:1])  # prints the version and exits
         if argv and argv[0] not in ("-h", "--help"):
             parser.error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}")
         parser.print_help()
@@ -39,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"gdpo-verl {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a verl run (which stops itself and says how far it got)
+        print(f"gdpo-verl {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

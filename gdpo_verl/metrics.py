@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from gdpo_verl.core import GDPOResult, group_normalize
+from gdpo_verl.reward_stats import per_key_stats
 
 
 def distinct_per_group(values: torch.Tensor, gid: torch.Tensor, decimals: int = 6) -> torch.Tensor:
@@ -61,12 +62,8 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     gid = result.gid
     n_groups = int(gid.max()) + 1 if gid.numel() else 0
     out: dict[str, float] = {"gdpo/impl": 1.0}
-    valid = ~torch.isnan(raw)
-    n_valid = valid.sum(dim=0)
-    has = (n_valid > 0).tolist()
+    n_valid = (~torch.isnan(raw)).sum(dim=0)
     # every per-key figure as one (K,) row, converted to Python in one go (one device sync on a GPU)
-    mean = torch.nansum(raw, dim=0) / n_valid.clamp(min=1)
-    var = torch.nansum((raw - mean) ** 2, dim=0) / n_valid.clamp(min=1)
     contrib = (result.per_reward * w).abs().sum(dim=0)
     total = contrib.sum()
     moving = torch.zeros(n_groups, raw.shape[1], dtype=torch.float64).index_add_(
@@ -75,19 +72,15 @@ def gdpo_metrics(result: GDPOResult, keys: Sequence[str], weights: Sequence[floa
     rows = torch.stack(
         [
             1.0 - n_valid.to(torch.float64) / max(raw.shape[0], 1),
-            mean.to(torch.float64),
-            var.sqrt().to(torch.float64),
-            torch.where(valid, raw, torch.inf).amin(dim=0).to(torch.float64),
-            torch.where(valid, raw, -torch.inf).amax(dim=0).to(torch.float64),
             torch.where(total > 0, contrib / total.clamp(min=torch.finfo(torch.float64).tiny), 0.0),
             (moving == 0).to(torch.float64).mean(dim=0) if n_groups else torch.zeros(raw.shape[1], dtype=torch.float64),
         ]
     ).tolist()
-    names = ("missing_frac", "mean", "std", "min", "max", "adv_share", "zero_var_frac")
+    names = ("missing_frac", "adv_share", "zero_var_frac")
     for k, key in enumerate(keys):
         for name, row in zip(names, rows, strict=True):
-            if has[k] or name in ("missing_frac", "adv_share", "zero_var_frac"):
-                out[f"gdpo/{key}/{name}"] = row[k]
+            out[f"gdpo/{key}/{name}"] = row[k]
+    out.update(per_key_stats(keys, raw.detach().cpu().numpy()))  # mean/std/min/max, as for other estimators
     out["gdpo/all_missing_frac"] = float((~result.counted).to(torch.float64).mean()) if raw.numel() else 0.0
     out["gdpo/batch/mean"] = result.stats.get("batch_mean", 0.0)
     out["gdpo/batch/std"] = result.stats.get("batch_std", 1.0)

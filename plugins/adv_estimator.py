@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from gdpo_verl_plugins import metrics_bridge, v1_trainer, verl_shapes
+
+from . import metrics_bridge, v1_trainer, verl_shapes
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo"
@@ -156,16 +157,19 @@ def compute_gdpo_outcome_advantage(
         kl = (token_level_rewards - batch["token_level_scores"]).sum(-1)
     lengths = response_mask.sum(-1) if cfg.batch_norm == "token" else torch.ones(n)
     labels = _dense_groups(index)
-    # Multi-output sessions (V1 agent loops): statistics over each session's final output, shared by its outputs.
+    # V1 trainer: statistics over each real session's final output, shared by its outputs; verl's padding rows
+    # (added to make the batch divisible) count nowhere and get 0.
     rows = ctx.final_rows if ctx else None
     step = ctx.step if ctx else None  # only the V1 trainer hands us the step (weight schedules)
     with _one_thread():
-        if rows is not None:
+        if rows is not None:  # statistics over the rows that count; their value to each row, 0 to padding rows
             final, owner = (torch.from_numpy(x) for x in rows)
-            scalars, metrics = compute_gdpo(
+            counted, metrics = compute_gdpo(
                 comps[final], labels[final], lengths[final], cfg, None if kl is None else kl[final], step
             )
-            scalars = scalars[owner]
+            scalars = torch.zeros(n, dtype=counted.dtype)
+            real = owner >= 0
+            scalars[real] = counted[owner[real]]
         else:
             scalars, metrics = compute_gdpo(comps, labels, lengths, cfg, kl, step)
     metrics_bridge.push(metrics)
@@ -196,7 +200,7 @@ def _register(core_algos: Any) -> None:
 def install() -> None:
     verl_shapes.when_shaped(verl_shapes.ESTIMATOR, _register)
     v1_trainer.install()
-    from gdpo_verl_plugins import legacy_trainer, separated_trainers
+    from . import legacy_trainer, separated_trainers
 
     legacy_trainer.install()
     separated_trainers.install()

@@ -18,8 +18,9 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from gdpo_verl_plugins.post_import import when_imported
-from gdpo_verl_plugins.verl_shapes import REWARD_LOOP_GUARD, REWARD_MANAGER, applies, when_shaped, wrap_once
+from .patching import wrap_once
+from .post_import import when_imported
+from .verl_shapes import REWARD_LOOP_GUARD, REWARD_MANAGER, applies, when_shaped
 
 logger = logging.getLogger("gdpo_verl")
 NAME = "gdpo_multi"

@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from typing import Any
 
 import numpy as np
 
+from gdpo_verl.reward_stats import per_key_stats
+
+from .tq_rows import fetch_components, padding_rows, scalar, session_layout
+
 logger = logging.getLogger("gdpo_verl")
 _warned = False
-
-
-def unwrap(value: Any) -> Any:
-    """A TransferQueue cell without its NonTensorData wrapper."""
-    return getattr(value, "data", value)
-
-
-def scalar(value: Any) -> Any:
-    """A TransferQueue cell as a plain value: a tensor gives its last element as a float (None when empty)."""
-    value = unwrap(value)
-    if hasattr(value, "numel"):
-        return float(value.reshape(-1)[-1]) if value.numel() else None
-    return value
 
 
 def _number(value: Any) -> float | None:
@@ -51,31 +41,26 @@ def _parse(text: str) -> float | None:
 
 
 def component_metrics(components: dict[str, list], final_rows: tuple[np.ndarray, np.ndarray] | None) -> dict:
-    """``gdpo/<key>/{mean,std,min,max}`` for every component with at least one number (``score`` left out)."""
-    out: dict[str, float] = {}
-    for key, values in components.items():
-        if key == "score" or any(isinstance(v, str) and _parse(v) is None for v in values):
-            continue  # verl's own score, or a text field of the reward function
-        arr = np.array([math.nan if (x := _number(v)) is None else x for v in values], dtype=np.float64)
-        if final_rows is not None:
-            arr = arr[final_rows[0]]
-        arr = arr[np.isfinite(arr)]
-        if arr.size:
-            out.update({f"gdpo/{key}/{name}": float(fn(arr)) for name, fn in _STATS})
-    return out
+    """``gdpo/<key>/{mean,std,min,max}`` for every component with at least one number (``score`` left out), over
+    the rows that count (``final_rows``: each real session's final output), as the GDPO metrics."""
+    keys = [
+        key
+        for key, values in components.items()
+        if key != "score" and not any(isinstance(v, str) and _parse(v) is None for v in values)
+    ]  # not verl's own score, nor a text field of the reward function
+    if not keys:
+        return {}
+    columns = [[math.nan if (x := _number(v)) is None else x for v in components[key]] for key in keys]
+    values = np.asarray(columns, dtype=np.float64).T
+    return per_key_stats(keys, values if final_rows is None else values[final_rows[0]])
 
 
-_STATS = (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
-
-
-def log_v1(trainer_module: str, batch: Any, metrics: dict) -> None:
-    """Add the per-reward figures of a V1 batch (``KVBatchMeta``) to the step's ``metrics``."""
-    from gdpo_verl_plugins.v1_trainer import fetch_components, session_layout
-
+def log_v1(tq: Any, batch: Any, metrics: dict) -> None:
+    """Add the per-reward figures of a V1 batch (``KVBatchMeta``, rows in TransferQueue ``tq``) to ``metrics``."""
     global _warned
     try:
-        components = fetch_components(sys.modules[trainer_module].tq, batch, [])
-        figures = component_metrics(components, session_layout(list(batch.keys)))
+        components = fetch_components(tq, batch, [])
+        figures = component_metrics(components, session_layout(list(batch.keys), padding_rows(batch.tags)))
     except Exception as exc:  # noqa: BLE001 - logging must not stop training; the failure is counted and warned
         metrics["gdpo/reward_metrics_unavailable"] = 1.0
         if not _warned:

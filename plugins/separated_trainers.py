@@ -10,22 +10,23 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gdpo_verl_plugins import metrics_bridge, verl_shapes
+from . import metrics_bridge, verl_shapes
+from .patching import wrap_once
 
 
 def _wrap(original):
     @functools.wraps(original)
     def _fit_compute_advantage(self, batch, *args, **kwargs):
-        metrics_bridge.pop()  # nothing stale from an earlier failed step
-        out = original(self, batch, *args, **kwargs)
-        self.metrics.update(metrics_bridge.pop())
+        with metrics_bridge.collect() as figures:
+            out = original(self, batch, *args, **kwargs)
+        self.metrics.update(figures)
         return out
 
     return _fit_compute_advantage
 
 
 def _patch(module: Any) -> None:
-    verl_shapes.wrap_once(module.SeparateRayPPOTrainer, "_fit_compute_advantage", _wrap)
+    wrap_once(module.SeparateRayPPOTrainer, "_fit_compute_advantage", _wrap)
 
 
 def install() -> None:

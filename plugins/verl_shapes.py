@@ -3,7 +3,8 @@ taking given parameters, a mapping) and is applied when they are there, whatever
 
 A hook whose shape is missing is not applied; the missing piece is logged once (WARNING, naming the verl version)
 and recorded in :func:`problems` (``gdpo-verl doctor`` exits 1 on it; the estimator names it when the V1 hook is
-absent). A piece the user asked for explicitly (CPU mode) stops the process at verl's import of that module instead.
+absent). A piece the user asked for explicitly (CPU mode, :mod:`.cpu.guard`) stops the process at verl's import of
+that module instead. The exact-shape pins of code the CPU Megatron adjustments rewrite are in :mod:`.cpu.megatron.pins`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from .post_import import when_imported
 
 logger = logging.getLogger("gdpo_verl")
 
@@ -73,10 +76,27 @@ V1_ADVANTAGE = Hook(
     "verl.trainer.ppo.v1.trainer_base",
     (Shape("PPOTrainer._compute_advantage", params=("self", "batch", "metrics")), Shape("tq")),
 )
-LEGACY_METRICS = Hook(
-    "the legacy trainer metrics hook (gdpo/* metrics)",
+V1_ROLLOUT_DUMP = Hook(
+    "the V1 trainer rollout dump hook (reward components in trainer.rollout_data_dir)",
+    "verl.trainer.ppo.v1.trainer_base",
+    (
+        Shape("PPOTrainer._log_rollout_data", params=("self", "batch", "timing_raw", "rollout_data_dir")),
+        Shape(
+            "PPOTrainer._dump_generations",
+            params=("self", "inputs", "outputs", "gts", "scores", "reward_extra_infos_dict", "dump_path"),
+        ),
+        Shape("tq"),
+    ),
+)
+LEGACY_ADVANTAGE = Hook(
+    "the legacy trainer metrics hook (gdpo/* metrics collected at the advantage step)",
     "verl.trainer.ppo.ray_trainer",
-    (Shape("compute_timing_metrics", params=()),),
+    (Shape("compute_advantage", params=("data", "adv_estimator")),),
+)
+STEP_LOG = Hook(
+    "the legacy trainer metrics hook (gdpo/* metrics logged with the step)",
+    "verl.utils.tracking",
+    (Shape("Tracking.log", params=("self", "data", "step")),),
 )
 REWARD_MANAGER = Hook(
     "the gdpo_multi reward manager registration",
@@ -97,14 +117,16 @@ SEPARATED_METRICS = Hook(
     (Shape("SeparateRayPPOTrainer._fit_compute_advantage", params=("self", "batch")),),
 )
 # the GDPO hooks (doctor checks each)
-HOOKS = (ESTIMATOR, V1_ADVANTAGE, LEGACY_METRICS, SEPARATED_METRICS, REWARD_MANAGER, REWARD_LOOP_GUARD)
-# The CPU platform: verl.plugin.platform's registry and the attribute each CPU patch changes (one hook per module).
-CPU_PLATFORM = Hook(
-    "the CPU platform (GDPO_VERL_CPU=1)",
-    "verl.plugin.platform",
-    (Shape("PlatformRegistry.register"), Shape("PlatformBase")),
+HOOKS = (
+    ESTIMATOR,
+    V1_ADVANTAGE,
+    V1_ROLLOUT_DUMP,
+    LEGACY_ADVANTAGE,
+    STEP_LOG,
+    SEPARATED_METRICS,
+    REWARD_MANAGER,
+    REWARD_LOOP_GUARD,
 )
-
 _problems: dict[str, str] = {}  # hook name -> what is missing, for this process
 
 
@@ -151,91 +173,4 @@ def problems() -> dict[str, str]:
 
 def when_shaped(hook: Hook, callback: Callable[[ModuleType], None]) -> None:
     """Run ``callback(module)`` when verl imports ``hook.module``, if the shapes are there."""
-    from gdpo_verl_plugins.post_import import when_imported
-
     when_imported(hook.module, lambda module: applies(hook, module) and callback(module))
-
-
-def wrap_once(owner: Any, attr: str, wrap: Callable[[Any], Any]) -> None:
-    """``owner.attr = wrap(owner.attr)``, unless it is ours already (a module imported twice, a re-installed hook)."""
-    current = getattr(owner, attr)
-    if not getattr(current, "__gdpo_verl_wrapped__", False):
-        wrapped = wrap(current)
-        wrapped.__gdpo_verl_wrapped__ = True
-        setattr(owner, attr, wrapped)
-
-
-def cpu_hooks() -> list[Hook]:
-    """One hook per verl module a CPU patch changes (from the patch table), plus the platform registry."""
-    from gdpo_verl_plugins.cpu.patches import PATCHES
-
-    per_module: dict[str, list[Shape]] = {}
-    for module_name, attr in PATCHES.values():
-        per_module.setdefault(module_name, []).append(Shape(attr))
-    return [CPU_PLATFORM] + [Hook(f"CPU training's patch of {m}", m, tuple(s)) for m, s in per_module.items()]
-
-
-def guard_cpu() -> bool:
-    """CPU mode was asked for: every verl module it patches is checked on import; a missing piece stops the run.
-    Registered before the patches themselves, so the check runs first."""
-    from gdpo_verl_plugins.post_import import when_imported
-
-    for hook in cpu_hooks():
-        when_imported(hook.module, lambda module, hook=hook: require(hook, module))
-    return True
-
-
-# --- Exact shapes of code we rewrite, not just call (the CPU Megatron adjustments in plugins/cpu/megatron/): the
-# attribute, a signature parameter, a source fragment. A mismatch stops with ShapeChanged naming what moved.
-PINS = "megatron-core==0.16.1, mbridge==0.15.1"  # what the CPU Megatron adjustments rewrite (install_cpu.sh --megatron)
-
-
-class ShapeChanged(VerlShapeError):
-    """Code an adjustment rewrites (CPU Megatron) is not the exact shape it was written for."""
-
-
-def _fail(where: str, what: str) -> ShapeChanged:
-    return ShapeChanged(
-        f"gdpo-verl CPU Megatron: {where}: {what}. The CPU adjustments are written for {PINS} "
-        "(bash scripts/install_cpu.sh --megatron installs them)."
-    )
-
-
-def attribute(owner: Any, name: str, where: str) -> Any:
-    """``owner.name``, or :class:`ShapeChanged` naming it."""
-    if not hasattr(owner, name):
-        raise _fail(where, f"attribute '{name}' is missing")
-    return getattr(owner, name)
-
-
-def source_has(obj: Any, fragments: tuple[str, ...], where: str) -> None:
-    """The source of ``obj`` (a function, class or module) contains every fragment."""
-    try:
-        src = inspect.getsource(obj)
-    except (OSError, TypeError) as exc:
-        raise _fail(where, f"its source cannot be read ({exc})") from exc
-    missing = [f for f in fragments if f not in src]
-    if missing:
-        raise _fail(where, f"the code no longer contains {missing!r}")
-
-
-def has_parameters(fn: Any, names: tuple[str, ...], where: str) -> None:
-    """``fn``'s signature has every parameter in ``names``."""
-    params = inspect.signature(fn).parameters
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise _fail(where, f"its signature lacks {missing!r} (has {list(params)})")
-
-
-def qualname(module: ModuleType, attr: str) -> str:
-    return f"{module.__name__}.{attr}"
-
-
-def already(obj: Any) -> bool:
-    """Whether ``obj`` is one of ours (patches are idempotent)."""
-    return bool(getattr(obj, "__gdpo_cpu__", False))
-
-
-def mark(obj: Any) -> Any:
-    obj.__gdpo_cpu__ = True
-    return obj

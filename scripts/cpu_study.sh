@@ -7,7 +7,8 @@
 #   OVERRIDES="..."        extra verl overrides for every run (e.g. "actor_rollout_ref.actor.ppo_epochs=4")
 # Arms: grpo; gdpo; gdpo_cond (the task's second reward counts only when its first is 1, paper Eq. 8);
 #   saturation and conflict (+algorithm.gdpo.aggregation=<arm>, default options; docs/aggregations.md).
-# Seed-major order; a finished run (summary.json with returncode 0) is kept, so an interrupted study resumes.
+# Seed-major order; a finished run (summary.json with returncode 0) is kept, so an interrupted study resumes (an
+# unfinished run is replaced: --overwrite).
 set -euo pipefail
 out="${1:-gdpo_study}"
 steps="${2:-60}"
@@ -38,8 +39,9 @@ for ((seed = 0; seed < seeds; seed++)); do
     est=gdpo; [[ "$arm" == grpo ]] && est=grpo
     overrides=("${common[@]}"); own="$(arm_override "$arm")"; [[ -n "$own" ]] && overrides+=("$own")
     echo "== $(date -u +%H:%M:%S) $arm, seed $seed"
+    again=(); [[ -e "$run" ]] && again=(--overwrite)  # an unfinished or failed run is replaced
     nice -n "$nice_level" gdpo-verl quickstart --task "$task" --steps "$steps" --seed "$seed" --estimator "$est" \
-      --out "$run" "${qs_args[@]}" -- "${overrides[@]}" || echo "!! $arm seed $seed failed"
+      --out "$run" "${again[@]}" "${qs_args[@]}" -- "${overrides[@]}" || echo "!! $arm seed $seed failed"
   done
 done
 gdpo-verl analyze study "$out" --out "$out/study.png" --json "$out/study.json"

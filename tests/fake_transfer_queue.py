@@ -25,7 +25,8 @@ class FakeTransferQueue:
             return TensorDict({}, batch_size=[len(rows)])
         return list_of_dict_to_tensordict([{f: r[f] for f in fields} for r in rows])
 
-    def kv_batch_put(self, keys, partition_id, fields):
+    def kv_batch_put(self, keys, partition_id, fields, tags=None):
         for i, key in enumerate(keys):
+            row = self.rows.setdefault((partition_id, key), {})  # like TQ: a new key is a new row
             for name in fields.keys():
-                self.rows[(partition_id, key)][name] = fields[name][i]
+                row[name] = fields[name][i]

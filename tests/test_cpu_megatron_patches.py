@@ -19,7 +19,6 @@ pytest.importorskip("megatron.core", reason="install with scripts/install_cpu.sh
 pytest.importorskip("mbridge", reason="install with scripts/install_cpu.sh --megatron")
 
 import torch  # noqa: E402
-from gdpo_verl_plugins import verl_shapes as shape  # noqa: E402
 from gdpo_verl_plugins.cpu import megatron as cpu_megatron  # noqa: E402
 from gdpo_verl_plugins.cpu.megatron import (  # noqa: E402
     attention_mask,
@@ -30,6 +29,8 @@ from gdpo_verl_plugins.cpu.megatron import (  # noqa: E402
     rng,
     scoped_cuda,
 )
+from gdpo_verl_plugins.cpu.megatron.pins import ShapeChanged  # noqa: E402
+from gdpo_verl_plugins.patching import is_patched  # noqa: E402
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only torch build")
 
@@ -102,8 +103,8 @@ def test_cuda_calls_stay_on_cpu_only_inside_the_scope():
 def test_construction_calls_are_wrapped(patched):
     util = importlib.import_module("mbridge.core.util")
     lm = importlib.import_module("megatron.core.models.common.language_module.language_module")
-    assert shape.already(util.get_model)
-    assert shape.already(lm.LanguageModule.setup_embeddings_and_output_layer)
+    assert is_patched(util.get_model)
+    assert is_patched(lm.LanguageModule.setup_embeddings_and_output_layer)
 
 
 def test_mbridge_builds_the_local_layer_spec(tmp_path):
@@ -128,7 +129,7 @@ def test_mbridge_builds_the_local_layer_spec(tmp_path):
 
 def test_mbridge_layer_spec_patch_applies_to_the_pinned_mbridge(patched):
     llm_bridge = importlib.import_module(mbridge_spec.SPEC_MODULE)
-    assert shape.already(llm_bridge.get_gpt_decoder_block_spec)
+    assert is_patched(llm_bridge.get_gpt_decoder_block_spec)
 
 
 def test_qwen2_bridge_knows_the_local_norm_names(patched):
@@ -181,8 +182,8 @@ def test_optimizer_dtype_checks_see_cuda_type_names_only_inside_the_call(tmp_pat
 def test_gradient_clipping_accepts_cpu_gradients(patched):
     clip_grads = importlib.import_module("megatron.core.optimizer.clip_grads")
     optimizer = importlib.import_module("megatron.core.optimizer.optimizer")
-    assert shape.already(optimizer.clip_grad_by_total_norm_fp32)  # the reference the optimizer calls
-    assert shape.already(clip_grads.clip_grad_by_total_norm_fp32)
+    assert is_patched(optimizer.clip_grad_by_total_norm_fp32)  # the reference the optimizer calls
+    assert is_patched(clip_grads.clip_grad_by_total_norm_fp32)
     param = torch.nn.Parameter(torch.ones(4))
     param.grad = torch.full((4,), 2.0)
     clip_grads.clip_grad_by_total_norm_fp32(iter([param]), max_norm=1.0, total_norm=4.0)
@@ -227,14 +228,14 @@ def _fake_module(tmp_path, name: str, source: str):
 
 def test_a_module_without_the_cuda_call_stops_with_a_named_error(tmp_path):
     module = _fake_module(tmp_path, "moved_schedules", "import torch\n\ndef f():\n    return torch.zeros(1)\n")
-    with pytest.raises(shape.ShapeChanged, match=r"moved_schedules.*device=\\?\"cuda\\?\".*megatron-core==0\.16\.1"):
+    with pytest.raises(ShapeChanged, match=r"moved_schedules.*device=\\?\"cuda\\?\".*megatron-core==0\.16\.1"):
         device.swap_torch(module, 'device="cuda"')
     assert module.torch is torch  # nothing was swapped
 
 
 def test_a_missing_rng_helper_stops_with_a_named_error(tmp_path):
     module = _fake_module(tmp_path, "moved_random", "import torch\n")
-    with pytest.raises(shape.ShapeChanged, match="moved_random._get_cuda_rng_state.*missing"):
+    with pytest.raises(ShapeChanged, match="moved_random._get_cuda_rng_state.*missing"):
         rng.patch(module)
 
 
@@ -251,7 +252,7 @@ def test_a_changed_signature_stops_with_a_named_error(tmp_path):
                 return scores
         """,
     )
-    with pytest.raises(shape.ShapeChanged, match=r"forward_torch_softmax.*signature lacks \['input', 'mask'\]"):
+    with pytest.raises(ShapeChanged, match=r"forward_torch_softmax.*signature lacks \['input', 'mask'\]"):
         attention_mask.patch(module)
 
 
@@ -273,7 +274,7 @@ def test_cpu_mode_registers_every_megatron_patch_and_off_registers_none():
 
 def test_loading_into_a_fresh_torch_optimizer_creates_its_state_without_moving_parameters(patched):
     distrib = importlib.import_module(optimizer_load.MODULE)
-    assert not distrib.HAVE_APEX_OR_TE and shape.already(distrib.DistributedOptimizer.sharded_state_dict)
+    assert not distrib.HAVE_APEX_OR_TE and is_patched(distrib.DistributedOptimizer.sharded_state_dict)
     params = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2, 2))]
     before = [p.detach().clone() for p in params]
     inner = torch.optim.AdamW(params, lr=0.5, weight_decay=0.1)

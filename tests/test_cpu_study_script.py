@@ -61,6 +61,7 @@ def test_arms_task_knobs_and_resume(tmp_path):
     )
     assert runs[1].endswith("ppo_epochs=4 +algorithm.gdpo.conditions={letter:{on:digit,threshold:1.0}}")
     assert "--estimator gdpo" in runs[2] and runs[2].endswith("+algorithm.gdpo.aggregation=conflict")
+    assert [" --overwrite " in r for r in runs] == [False, False, False, False, True]  # the failed run is replaced
     assert "== " in proc.stdout
 
 

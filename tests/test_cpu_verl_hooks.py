@@ -14,11 +14,12 @@ import pytest
 pytest.importorskip("verl")
 pytestmark = pytest.mark.verl
 
-from gdpo_verl_plugins import cpu, verl_shapes  # noqa: E402
+from gdpo_verl_plugins import cpu  # noqa: E402
+from gdpo_verl_plugins.cpu import guard as cpu_guard  # noqa: E402
 from gdpo_verl_plugins.cpu import patches as cpu_patches  # noqa: E402
 
 
-@pytest.mark.parametrize("hook", verl_shapes.cpu_hooks(), ids=lambda h: h.module)
+@pytest.mark.parametrize("hook", cpu_guard.cpu_hooks(), ids=lambda h: h.module)
 def test_installed_verl_has_every_shape_cpu_mode_needs(hook):
     assert hook.missing(importlib.import_module(hook.module)) == []
 
@@ -131,7 +132,7 @@ def test_a_fresh_verl_process_picks_the_cpu_platform_and_rollout():
         "from verl.workers.rollout.replica import get_rollout_replica_class\n"
         "import verl.utils.distributed as d\n"
         "print(get_platform().device_name, get_rollout_class('hf_cpu').__name__,"
-        " get_rollout_replica_class('hf_cpu').__name__, d.initialize_global_process_group_ray.__gdpo_cpu__)\n"
+        " get_rollout_replica_class('hf_cpu').__name__, d.initialize_global_process_group_ray.__gdpo_verl_patched__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("VERL_PLATFORM", "VERL_ENGINE_DEVICE")}
     env[cpu.ENV] = "1"
@@ -148,7 +149,7 @@ def test_cpu_mode_off_leaves_verl_alone(switch):
         "from verl.workers.rollout.base import _ROLLOUT_REGISTRY\n"
         "import verl.utils.distributed as d\n"
         "print(('hf_cpu', 'async') in _ROLLOUT_REGISTRY, hasattr(d.initialize_global_process_group_ray,"
-        " '__gdpo_cpu__'), os.environ.get('VERL_ENGINE_DEVICE'))\n"
+        " '__gdpo_verl_patched__'), os.environ.get('VERL_ENGINE_DEVICE'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("VERL_PLATFORM", "VERL_ENGINE_DEVICE")}
     env.pop(cpu.ENV, None)

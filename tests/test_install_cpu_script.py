@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gdpo_verl_plugins import verl_shapes as shape
+from gdpo_verl_plugins.cpu.megatron.pins import PINS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install_cpu.sh"
 
@@ -22,7 +22,7 @@ def test_unknown_options_are_refused_before_installing_anything(args):
 def test_megatron_pins_match_what_the_cpu_adjustments_were_written_for():
     text = SCRIPT.read_text()
     pins = re.findall(r'"((?:megatron-core|mbridge)==[\d.]+)"', text)
-    assert sorted(pins) == sorted(p.strip() for p in shape.PINS.split(","))
+    assert sorted(pins) == sorted(p.strip() for p in PINS.split(","))
     assert re.search(r"--no-deps \"megatron-core==[\d.]+\" \"mbridge==[\d.]+\"", text)
     assert "einops" in text
 

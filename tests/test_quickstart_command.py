@@ -132,19 +132,6 @@ def test_overrides_compose_with_verls_own_config():
         validate_config(config=config, use_reference_policy=False, use_critic=False)
 
 
-def test_progress_condenses_verl_output(tmp_path, capsys):
-    _write_rollouts(tmp_path / "rollouts")
-    progress = cli.Progress(command.RunConfig(out=tmp_path, steps=2), verbose=False)
-    progress("(AgentLoopWorkerTQ pid=2) WARNING: target_num_threads 8 should not exceed total physical CPU cores 2.")
-    progress("(TaskRunnerV1 pid=1) step:0 - val-aux/x/y/format/mean@1:np.float64(0.5) - val-aux/x/y/score/mean@1:1.0")
-    progress("(TaskRunnerV1 pid=1) step:1 - critic/score/mean:0.25 - timing_s/step:1.5")
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("  first step after") and "step" in lines[1]
-    assert lines[2].split()[:2] == ["val@0", "0.500"]
-    assert lines[3].split() == ["1/2", "0.167", "0.500", "0.250", "1.5"]
-    assert len(lines) == 4
-
-
 def test_megatron_backend_overrides_set_the_layout_and_the_cpu_keys():
     ov = _keys(command.overrides(command.RunConfig(out=Path("/o"), backend="megatron", tp=2, pp=2), ASSETS))
     assert ov["model_engine"] == "megatron" and "actor_rollout_ref.actor.strategy" not in ov

@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
     stacked = torch.tensor([[1, 0], [0, 0], [1, 1], [1, 1], [0, float("nan")], [1, 0]], dtype=torch.float64)
     expected, _ = compute_gdpo(stacked, list(uid), torch.ones(6), GDPOConfig.from_algorithm(alg))
     assert torch.allclose(out.batch["advantages"][:, 0].double(), expected, atol=1e-6), out.batch["advantages"]
-    assert ray_trainer.compute_timing_metrics.__gdpo_verl_wrapped__
+    assert ray_trainer.compute_advantage.__gdpo_verl_patched__
     print("OK", verl.__version__)
     """
 )

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 from fake_verl import write_fake_verl
 from gdpo_verl_plugins import verl_shapes
+from gdpo_verl_plugins.cpu import guard as cpu_guard
 from gdpo_verl_plugins.verl_shapes import Hook, Shape
 
 PROBE = textwrap.dedent(
@@ -23,14 +24,16 @@ PROBE = textwrap.dedent(
     import verl
     from verl.trainer.ppo import core_algos, ray_trainer
     from verl.trainer.ppo.v1 import trainer_base
+    from verl.utils import tracking
     import verl.experimental.reward_loop.reward_manager as rm
     from gdpo_verl_plugins import verl_shapes
     fn = core_algos.ADV_ESTIMATOR_REGISTRY.get("gdpo")
     print(json.dumps({
         "version": verl.__version__,
         "estimator": fn and fn.__module__,
-        "v1": getattr(trainer_base.PPOTrainer._compute_advantage, "__gdpo_verl_wrapped__", False),
-        "legacy": getattr(ray_trainer.compute_timing_metrics, "__gdpo_verl_wrapped__", False),
+        "v1": getattr(trainer_base.PPOTrainer._compute_advantage, "__gdpo_verl_patched__", False),
+        "legacy": getattr(ray_trainer.compute_advantage, "__gdpo_verl_patched__", False)
+        and getattr(tracking.Tracking.log, "__gdpo_verl_patched__", False),
         "manager": "gdpo_multi" in rm._REGISTRY,
         "problems": verl_shapes.problems(),
     }))
@@ -155,7 +158,7 @@ def test_applies_warns_once_and_records_the_problem(caplog, monkeypatch):
 def test_cpu_hooks_cover_every_patched_attribute():
     from gdpo_verl_plugins.cpu.patches import PATCHES
 
-    covered = {(h.module, s.attr) for h in verl_shapes.cpu_hooks() for s in h.shapes}
+    covered = {(h.module, s.attr) for h in cpu_guard.cpu_hooks() for s in h.shapes}
     assert set(PATCHES.values()) <= covered
 
 

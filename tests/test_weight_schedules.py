@@ -91,9 +91,9 @@ def test_v1_trainer_context_hands_the_step_to_the_estimator():
     args = (torch.zeros(6, 3), mask, np.array([f"u{i}" for i in INDEX], dtype=object))
     token = v1_trainer._current.set(v1_trainer.BatchContext({}, None, 10))
     try:
-        metrics_bridge.pop()
-        adv_estimator.compute_gdpo_outcome_advantage(*args, config=config, non_tensor_batch=ntb)
-        assert metrics_bridge.pop()["gdpo/b/weight"] == pytest.approx(0.5)
+        with metrics_bridge.collect() as figures:
+            adv_estimator.compute_gdpo_outcome_advantage(*args, config=config, non_tensor_batch=ntb)
+        assert figures["gdpo/b/weight"] == pytest.approx(0.5)
     finally:
         v1_trainer._current.reset(token)
     with pytest.raises(AggregationError, match="trainer.use_v1=true"):

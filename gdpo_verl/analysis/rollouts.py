@@ -1,8 +1,9 @@
 """Collapse report for dumped rollouts: per step, how many groups GRPO collapses that GDPO keeps apart.
 
 Input: verl's ``trainer.rollout_data_dir`` (one ``{step}.jsonl`` per step; each line has input, output, gts, score,
-step and, on the legacy trainer, every ``reward_extra_info`` key), or one .jsonl / .parquet file with per-reward
-columns and a group id.
+step and every ``reward_extra_info`` key: verl writes them on the legacy trainer, the plugin's dump hook on the V1
+trainer, with ``is_padding`` marking verl's batch-padding rows, which are left out), or one .jsonl / .parquet file
+with per-reward columns and a group id.
 
 Grouping: ``--group-col`` (default ``uid``). verl's V1 trainer writes ``uid`` as ``{uid}_{session}_{output}``: the group
 is ``{uid}`` and only each session's final output counts (as verl's GRPO does). The legacy trainer writes no uid; then
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ import torch
 from gdpo_verl.analysis.common import AnalysisError
 from gdpo_verl.core import gdpo_advantages, group_index, group_normalize
 from gdpo_verl.metrics import distinct_per_group
+from gdpo_verl.row_keys import V1_KEY
 
-META_COLS = ("input", "output", "gts", "score", "step", "uid", "request_id")
-V1_KEY = re.compile(r"^(.*)_(\d+)_(\d+)$")
+META_COLS = ("input", "output", "gts", "score", "step", "uid", "request_id", "is_padding")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -108,6 +108,11 @@ def prepare(
     else:
         df["_step"] = 0
         notes.append(f"no {step_col!r} column: all rows treated as one step")
+    if "is_padding" in df.columns:  # verl's synthetic rows (V1 batch padding), marked by our dump hook: no rollouts
+        padding = df["is_padding"].fillna(False).astype(bool)
+        if padding.any():
+            df = df[~padding]
+            notes.append(f"left out {int(padding.sum())} padding rows (verl's batch padding, is_padding)")
     if group_col in df.columns:
         labels = df[group_col].astype(str)
         parts = labels.str.extract(V1_KEY)

@@ -109,10 +109,25 @@ def verl_own_validation(cfg: Any) -> list[Finding]:
     return out
 
 
+def _usage_problem(script: str | None, extra: Sequence[str]) -> str | None:
+    """A script given where overrides go, or a --script that is not there."""
+    if script and not os.path.isfile(script):
+        return f"--script {script}: no such file"
+    if not script:
+        for arg in extra:
+            if "=" not in arg and (arg.endswith(".sh") or os.path.isfile(arg)):
+                return f"{arg!r} is not a Hydra override; to check a script, run `gdpo-verl check --script {arg}`"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     extra = list(args.overrides)
     if extra[:1] == ["--"]:
         extra = extra[1:]
+    problem = _usage_problem(args.script, extra)
+    if problem:
+        print(f"gdpo-verl check: {problem}")
+        return 2
     try:
         composer = Composer(args.config_dir)
         title = "command line"

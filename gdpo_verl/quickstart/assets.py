@@ -98,20 +98,26 @@ def write_parquet(path: Path, rows: list[dict]) -> None:
     pd.DataFrame(rows).to_parquet(path)
 
 
+def locate(out_dir: str | Path) -> Assets:
+    """Where :func:`build` puts the assets under ``out_dir``."""
+    out = Path(out_dir)
+    return Assets(
+        model_dir=out / "model", train_file=out / "data" / "train.parquet", val_file=out / "data" / "val.parquet"
+    )
+
+
 def build(
     out_dir: str | Path, seed: int = 0, n_train: int = 512, n_val: int = 64, task_module: ModuleType = task
 ) -> Assets:
     """Build all assets under ``out_dir`` (model/, data/); overwrites what is there. Every task shares the prompts
     (and so the tokenizer) of :mod:`gdpo_verl.quickstart.task`; ``task_module`` writes the data rows."""
-    out = Path(out_dir)
-    model_dir, data_dir = out / "model", out / "data"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(model_dir, seed)
-    n_params = build_model(model_dir, tokenizer, seed)
-    train, val = data_dir / "train.parquet", data_dir / "val.parquet"
-    write_parquet(train, task_module.make_rows(n_train, seed, "train"))
-    write_parquet(val, task_module.make_rows(n_val, seed, "val"))
+    found = locate(out_dir)
+    found.model_dir.mkdir(parents=True, exist_ok=True)
+    found.train_file.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(found.model_dir, seed)
+    n_params = build_model(found.model_dir, tokenizer, seed)
+    write_parquet(found.train_file, task_module.make_rows(n_train, seed, "train"))
+    write_parquet(found.val_file, task_module.make_rows(n_val, seed, "val"))
     info = {"seed": seed, "vocab": len(tokenizer), "params": n_params, "train": n_train, "val": n_val}
-    (out / "assets.json").write_text(json.dumps(info, indent=2))
-    return Assets(model_dir=model_dir, train_file=train, val_file=val)
+    (Path(out_dir) / "assets.json").write_text(json.dumps(info, indent=2))
+    return found

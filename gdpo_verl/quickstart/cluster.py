@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -274,60 +275,67 @@ def _joined(cfg: command.RunConfig, address: str, nodes: int, env: dict[str, str
     return dataclasses.replace(cfg, extra=(*join_overrides(address, nodes, cfg.batch_size, cfg.n, env), *cfg.extra))
 
 
-def run_quickstart(
+def check_args(args: argparse.Namespace, cfg: command.RunConfig) -> None:
+    """Raise ValueError for --nodes / --ray-address settings that cannot run (before anything starts)."""
+    if requested(args):
+        check_layout(args.nodes, cfg.backend, cfg.batch_size, cfg.n)
+
+
+PLACEHOLDER_ADDRESS = "LOCAL_CLUSTER_ADDRESS"  # in a dry run's command: the local cluster's address is not known yet
+
+
+def _command(args: argparse.Namespace, cfg: command.RunConfig, built, address: str, ray_env: dict[str, str]):
+    run_env = command.environment(cfg)
+    verl = command.build(_joined(cfg, address, args.nodes, worker_env(run_env)), built)
+    return dataclasses.replace(verl, env={**verl.env, **ray_env})
+
+
+def preview(args: argparse.Namespace, cfg: command.RunConfig, built) -> command.VerlCommand:
+    """The command as it will join the cluster (checked and shown before the cluster exists): a local cluster's
+    address and Ray folder are placeholders until it starts."""
+    address = args.ray_address or PLACEHOLDER_ADDRESS
+    ray_env = client_env(address) if args.ray_address else {**LOCAL_CLUSTER_ENV, "RAY_TMPDIR": "<out>/ray"}
+    return _command(args, cfg, built, address, ray_env)
+
+
+def run(
     args: argparse.Namespace,
     cfg: command.RunConfig,
     built,
+    log_path: Path,
     on_line: Callable[[str], None],
-    summarize: Callable[[command.RunConfig, runner.RunResult], int],
-) -> int:
-    """The quickstart's training on a local N-node cluster (or the one at ``--ray-address``); prints where each
-    actor ran, writes placements.json, and tears the local cluster down whatever happens."""
-    nodes = max(1, args.nodes)
-    try:
-        check_layout(nodes, cfg.backend, cfg.batch_size, cfg.n)
-    except ValueError as exc:
-        print(f"gdpo-verl quickstart: {exc}", file=sys.stderr)
-        return 2
-    out = cfg.out
-    if args.dry_run:
-        address = args.ray_address or "<local-cluster-address>"
-        ray_env = client_env(address) if args.ray_address else {**LOCAL_CLUSTER_ENV, "RAY_TMPDIR": "<run-folder>/ray"}
-        run_env = command.environment(cfg)
-        verl = command.build(_joined(cfg, address, nodes, worker_env(run_env)), built)
-        print(dataclasses.replace(verl, env={**run_env, **ray_env}).shell_text(), end="")
-        return 0
+) -> runner.RunResult:
+    """The quickstart's training on a local N-node cluster (or the one at ``--ray-address``): writes command.txt
+    with the cluster's address, runs verl (:func:`runner.run`), prints where each actor ran (placements.json) and
+    tears the local cluster down whatever happens. The result's peak memory covers the cluster's processes too."""
+    out, nodes, started = cfg.out, args.nodes, time.monotonic()
+    say = getattr(on_line, "print", print)  # above the progress bar, when there is one
     tmpdir, fresh_tmpdir = ray_tmpdir(out)
     cluster = None if args.ray_address else LocalCluster(nodes, tmpdir, out / "ray_cluster.log")
     # Memory of everything the run has at once: this process's tree (verl's driver) and the local cluster's.
     whole = ProcessTree(os.getpid(), cluster.marker if cluster else new_marker())
     done = threading.Event()
     watcher = threading.Thread(target=_watch_memory, args=(whole, done), daemon=True)
-    result = None
     try:
         with signals_as_interrupt():
             if cluster is not None:
-                print(f"  starting a local {nodes}-node Ray cluster on 127.0.0.1 (RAY_TMPDIR={tmpdir})", flush=True)
+                say(f"  starting a local {nodes}-node Ray cluster on 127.0.0.1 (RAY_TMPDIR={tmpdir})")
                 address, ray_env = cluster.start(), cluster.environment()
             else:
                 address, ray_env = args.ray_address, client_env(args.ray_address)
             watcher.start()
-            run_env = command.environment(cfg)
-            joined = _joined(cfg, address, nodes, worker_env(run_env))
-            verl = dataclasses.replace(command.build(joined, built), env={**run_env, **ray_env})
+            verl = _command(args, cfg, built, address, ray_env)
             (out / "command.txt").write_text(verl.shell_text())
-            print(f"  verl joins the cluster at {address}, data parallel {nodes}; full log: {out / 'verl.log'}")
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-            result = runner.run(verl, out / "verl.log", on_line, args.timeout)
+            say(f"  verl joins the cluster at {address}, data parallel {nodes}")
+            result = runner.run(verl, log_path, on_line, args.timeout)
             if result.stopped is None:
-                _report_placements(address, ray_env, cluster, out)
+                _report_placements(address, ray_env, cluster, out, say)
     except ClusterStartError as exc:
         print(f"gdpo-verl quickstart: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
+        return runner.RunResult(1, time.monotonic() - started, out / "ray_cluster.log", tail=str(exc).splitlines())
+    except KeyboardInterrupt as exc:  # a signal while the cluster started: verl was not running
         name = str(exc) if str(exc) in signal.Signals.__members__ else "SIGINT"
-        print(f"gdpo-verl quickstart: stopped by {name}; tearing the cluster down", file=sys.stderr)
-        return 128 + signal.Signals[name].value
+        return runner.RunResult(128 + signal.Signals[name].value, time.monotonic() - started, log_path, stopped=name)
     finally:
         done.set()
         if cluster is not None:
@@ -338,15 +346,18 @@ def run_quickstart(
                 shutil.rmtree(tmpdir, ignore_errors=True)
     if whole.peak_mem_mb is not None:
         result.peak_mem_mb = max(result.peak_mem_mb or 0.0, whole.peak_mem_mb)
-    return summarize(joined, result)
+    return result
 
 
-def _report_placements(address: str, ray_env: dict[str, str], cluster: LocalCluster | None, out: Path) -> None:
+def _report_placements(
+    address: str, ray_env: dict[str, str], cluster: LocalCluster | None, out: Path, say: Callable[[str], None]
+) -> None:
     try:
         actors = placements(address, ray_env)
     except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
         print(f"  could not read where the actors ran: {exc}", file=sys.stderr)
         return
     (out / "placements.json").write_text(json.dumps(actors, indent=1) + "\n")
-    print("where verl's actors ran:")
-    print("\n".join(describe_placements(actors, cluster.node_ids if cluster else [])))
+    say("where verl's actors ran:")
+    for line in describe_placements(actors, cluster.node_ids if cluster else []):
+        say(line)

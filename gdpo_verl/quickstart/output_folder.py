@@ -2,7 +2,7 @@
 
 Nothing a user produced is deleted or replaced without a flag saying so: ``--overwrite`` removes the quickstart's own
 outputs (and only those) first; ``--resume`` continues from the run's last checkpoint, keeping ``checkpoints/`` and
-the rollout dumps up to that checkpoint.
+the rollout dumps up to that checkpoint, and setting the previous logs aside (``metrics.jsonl.1``, ...).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ OUTPUTS = (
     "ray_cluster.log",
     "placements.json",
 )
+# What a resumed run starts anew (verl's file logger truncates metrics.jsonl): the previous ones are set aside.
+RESTARTED = ("metrics.jsonl", "verl.log", "summary.json")
 CHECKPOINT_MARK = Path("checkpoints") / "latest_checkpointed_iteration.txt"  # verl's record of its last checkpoint
 
 
@@ -65,15 +67,27 @@ def checkpoint_step(out: Path) -> int:
     return int((out / CHECKPOINT_MARK).read_text().strip())
 
 
+def _set_aside(path: Path) -> Path | None:
+    """Rename ``path`` to ``<name>.<k>``, the first k not taken; None when there is no such file."""
+    if not path.exists():
+        return None
+    k = 1
+    while path.with_name(f"{path.name}.{k}").exists():
+        k += 1
+    return path.rename(path.with_name(f"{path.name}.{k}"))
+
+
 def prepare(out: Path, overwrite: bool = False, resume: bool = False) -> list[str]:
-    """Make ``out`` ready for the run :func:`check` accepted; returns what was removed (paths relative to ``out``).
+    """Make ``out`` ready for the run :func:`check` accepted; returns what was changed, in words.
 
     ``overwrite``: the quickstart's outputs go. ``resume``: the rollout dumps after the checkpoint go (verl appends
-    to a step's dump, and would write those steps again)."""
+    to a step's dump, and would write those steps again); the previous metrics.jsonl, verl.log and summary.json are
+    renamed to ``<name>.1`` (``.2``, ...), so that this run's summary is made from this run's metrics only."""
     check(out, overwrite, resume)
     removed: list[str] = []
     if overwrite:
-        for name in OUTPUTS:
+        set_aside = sorted(p.name for name in RESTARTED for p in out.glob(f"{name}.*") if p.suffix[1:].isdigit())
+        for name in (*OUTPUTS, *set_aside):
             path = out / name
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -81,12 +95,16 @@ def prepare(out: Path, overwrite: bool = False, resume: bool = False) -> list[st
                 path.unlink()
             else:
                 continue
-            removed.append(name)
+            removed.append(f"removed {name}")
     if resume:
         last = checkpoint_step(out)
         for dump in sorted((out / "rollouts").glob("*.jsonl")):
             if dump.stem.isdigit() and int(dump.stem) > last:
                 dump.unlink()
-                removed.append(f"rollouts/{dump.name}")
+                removed.append(f"removed rollouts/{dump.name}")
+        for name in RESTARTED:
+            kept = _set_aside(out / name)
+            if kept:
+                removed.append(f"kept {name} as {kept.name}")
     out.mkdir(parents=True, exist_ok=True)
     return removed

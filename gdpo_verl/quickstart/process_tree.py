@@ -95,6 +95,8 @@ class ProcessTree:
                 info = proc.memory_full_info()
                 total += getattr(info, "pss", info.rss)
                 measured += 1
+            except psutil.NoSuchProcess:  # ended meanwhile
+                continue
             except psutil.Error as e:
                 self.memory_error = f"{type(e).__name__} reading process {proc.pid}"
         if not measured:

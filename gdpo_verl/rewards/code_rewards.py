@@ -33,7 +33,9 @@ MAX_SCAN_CHARS = 200_000  # only the response's last 200k characters are searche
 _TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _PY_TAGS = ("python", "py", "python3")
 BACKENDS = ("local", "sandbox_fusion")
+MAX_TOTAL_S = 45.0  # default time budget of all tests of one response: with the 15 s margin, fits a 60 s timeout
 unsupported_tests: Counter[str] = Counter()  # why an assert could not be judged -> count (this process)
+verdict_errors: Counter[str] = Counter()  # exceptions the verdict raised on a program's output -> count
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,27 @@ def _subset(spec: dict, max_tests: int | None) -> dict:
 
 
 def _judge(mode: str, r: CaseResult, expected) -> str:
-    """One case's status from what the sandbox returned; ``expected`` never left this process."""
+    """One case's status from what the sandbox returned; ``expected`` never left this process. Whatever the program
+    returned, this gives a status: an output the verdict cannot handle is the program's ``error``, never a raise."""
+    try:
+        return _judge_case(mode, r, expected)
+    except v.Unsupported as e:  # the test's own form
+        _count_unsupported(str(e))
+        return "unsupported"
+    except v.TooLarge:  # the program's values pushed the parent-side evaluation past its bounds
+        return "error"
+    except Exception as e:  # noqa: BLE001 - any other failure on a program's output scores it 0, counted
+        kind = type(e).__name__
+        verdict_errors[kind] += 1
+        if verdict_errors[kind] == 1:
+            logger.warning("code suite: the verdict failed on a program output (%s: %.200s); scored as error", kind, e)
+        return "error"
+
+
+def _judge_case(mode: str, r: CaseResult, expected) -> str:
     if r.timed_out or r.signal in (signal.SIGXCPU, signal.SIGKILL):
         return "timeout"
-    if r.output_truncated or r.signal is not None:
+    if r.output_truncated or r.signal is not None or r.failed:
         return "error"
     if mode == "stdio":
         return "error" if r.exit != 0 else ("pass" if v.stdio_equal(r.stdout, expected) else "wrong")
@@ -125,11 +144,7 @@ def _judge(mode: str, r: CaseResult, expected) -> str:
         return "pass" if v.call_equal(got, expected) else "wrong"
     if not isinstance(got, list):
         return "wrong"
-    try:
-        return "pass" if v.condition_holds(expected, got) else "wrong"
-    except v.Unsupported as e:  # e.g. a power too large to compute here
-        _count_unsupported(str(e))
-        return "unsupported"
+    return "pass" if v.condition_holds(expected, got) else "wrong"
 
 
 def _compile_error(results: list[CaseResult]) -> str | None:
@@ -158,8 +173,8 @@ def _plans(asserts: list[str]) -> list[v.AssertPlan | None]:
 
 
 def execute(code: str, mode: str, cases: list[dict], limits: Limits, fn_name: str | None, backend: tuple):
-    if backend[0] == "local":
-        return run_cases(code, mode, cases, limits, fn_name)
+    if backend[0] == "local":  # ("local", *packages the code may import)
+        return run_cases(code, mode, cases, limits, fn_name, packages=backend[1:])
     from .sandbox.fusion import FusionClient
 
     return FusionClient.get(*backend[1:]).run_cases(code, mode, cases, limits, fn_name)
@@ -192,9 +207,17 @@ def _run_cached(code: str, tests_json: str, limits: Limits, backend: tuple) -> T
     return TestReport(tuple(status), _compile_error(results), failing[0] if failing else None)
 
 
-def _backend(backend: str, sandbox_fusion_url: str | None, concurrency: int, request_timeout_s: float) -> tuple:
+def _backend(
+    backend: str, sandbox_fusion_url: str | None, concurrency: int, request_timeout_s: float, packages
+) -> tuple:
     if backend == "local":
-        return ("local",)
+        names = sorted({str(p) for p in packages or ()})
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise ValueError(f"code suite: sandbox_packages {bad}: give top-level package names, e.g. [numpy]")
+        return ("local", *names)
+    if packages:
+        raise ValueError("code suite: sandbox_packages applies to backend=local (a SandboxFusion service has its own)")
     if backend == "sandbox_fusion":
         if not sandbox_fusion_url:
             raise ValueError("code suite: backend=sandbox_fusion needs kwargs.sandbox_fusion_url")
@@ -212,21 +235,48 @@ def run_tests(
     sandbox_fusion_url: str | None = None,
     concurrency: int = 8,
     request_timeout_s: float = 30.0,
+    max_total_s: float = MAX_TOTAL_S,
+    sandbox_packages: list[str] | tuple[str, ...] = (),
 ) -> TestReport | None:
-    """Run the response's code on the tests; None when the response has no code block."""
-    backend_key = _backend(backend, sandbox_fusion_url, concurrency, request_timeout_s)
+    """Run the response's code on the tests; None when the response has no code block. ``max_total_s`` bounds the
+    time of all its cases together (tests past it count as timed out), so that a program that times out on many
+    tests scores 0 instead of running into the manager's per-call timeout (NaN). ``sandbox_packages``: installed
+    top-level packages the code may import (local backend; none by default: the standard library only)."""
+    backend_key = _backend(backend, sandbox_fusion_url, concurrency, request_timeout_s, sandbox_packages)
     code = extract_code(solution_str)
     if code is None:
         return None
     spec = _subset(parse_tests(ground_truth), max_tests)
-    limits = Limits(wall_s=per_test_s + 1.0, cpu_s=max(1, math.ceil(per_test_s)), memory_mb=memory_mb)
+    limits = Limits(
+        wall_s=per_test_s + 1.0, cpu_s=max(1, math.ceil(per_test_s)), memory_mb=memory_mb, total_s=float(max_total_s)
+    )
     return _run_cached(code, json.dumps(spec, sort_keys=True), limits, backend_key)
 
 
 _RUN_KWARGS = frozenset(
-    {"per_test_s", "memory_mb", "max_tests", "backend", "sandbox_fusion_url", "concurrency", "request_timeout_s"}
+    {
+        "per_test_s",
+        "memory_mb",
+        "max_tests",
+        "backend",
+        "sandbox_fusion_url",
+        "concurrency",
+        "request_timeout_s",
+        "max_total_s",
+        "sandbox_packages",
+    }
 )
 _CALL_KWARGS = frozenset({"data_source", "extra_info", "num_tokens"})  # what the manager passes every function
+
+
+def _backend_kwargs(kwargs: dict) -> dict:
+    return {
+        "backend": kwargs.get("backend", "local"),
+        "sandbox_fusion_url": kwargs.get("sandbox_fusion_url"),
+        "concurrency": kwargs.get("concurrency", 8),
+        "request_timeout_s": kwargs.get("request_timeout_s", 30.0),
+        "packages": kwargs.get("sandbox_packages", ()),
+    }
 
 
 def _run_kwargs(kwargs: dict) -> dict:
@@ -273,9 +323,13 @@ def self_test(**kwargs) -> None:
         raise RuntimeError(f"code sandbox self-test: a wrong program was not judged wrong (status {bad.status})")
 
 
-def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
+TIMEOUT_MARGIN_S = 15.0  # start-up and scheduling slack between the code budget and the manager's per-call timeout
+
+
+def startup_check(rewards, allow_weak_sandbox: bool = False, default_timeout_s: float | None = None) -> None:
     """At manager start, when a code reward is configured: record the weak-sandbox choice, refuse weak isolation
-    unless allowed, log what isolation the sandbox has, and run :func:`self_test` for each distinct kwargs."""
+    unless allowed, refuse a per-call timeout a program could run into, log what isolation the sandbox has, and run
+    :func:`self_test` for each distinct kwargs."""
     from . import sandbox
 
     specs = [r for r in rewards if r.fn in CODE_FNS]
@@ -285,13 +339,21 @@ def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
     seen: list[dict] = []
     for s in specs:
         kwargs = _run_kwargs(dict(s.kwargs))  # a misspelt kwarg stops the run here, not at the first rollout
+        timeout = s.timeout_s or default_timeout_s
+        budget = float(kwargs.get("max_total_s", MAX_TOTAL_S))
+        if timeout is not None and timeout < budget + TIMEOUT_MARGIN_S:
+            raise ValueError(
+                f"reward {s.name!r}: timeout_s={timeout:g} is shorter than its code budget max_total_s={budget:g} + "
+                f"{TIMEOUT_MARGIN_S:g} s: a program that runs out the budget would hit the timeout and score NaN "
+                f"instead of 0. Raise timeout_s or lower kwargs.max_total_s"
+            )
         if kwargs in seen:
             continue
         seen.append(kwargs)
         if kwargs.get("backend", "local") == "local":
             sandbox.require_isolation()
             try:
-                info = sandbox.describe()
+                info = sandbox.describe(_backend(**_backend_kwargs(kwargs))[1:])
             except sandbox.SandboxUnavailable as e:
                 raise RuntimeError(f"code sandbox self-test: the sandbox cannot run code: {e}") from e
             weak = info["isolation"] != "namespaces" or info["cgroup"] is None or not info["seccomp"]
@@ -305,3 +367,44 @@ def startup_check(rewards, allow_weak_sandbox: bool = False) -> None:
                 else "",
             )
         self_test(**kwargs)
+
+
+class CodeRewardsFailing(RuntimeError):
+    """Too many code rewards of a window were NaN: the sandbox fails (a program cannot cause a NaN)."""
+
+
+class NanGuard:
+    """Counts NaN code rewards over windows of ``window`` scored samples and raises CodeRewardsFailing when more
+    than ``max_share`` of a window's code reward values are NaN (``max_share`` 1 never stops)."""
+
+    def __init__(self, max_share: float, window: int) -> None:
+        self.max_share, self.window = max_share, window
+        self._reset()
+
+    def _reset(self) -> None:
+        self.samples = self.values = self.nans = 0
+        self.causes: Counter[str] = Counter()
+        self.last = ""
+
+    def record(self, outcomes: list[tuple[str, str | None, str | None]]) -> None:
+        """One sample's code rewards as (name, NaN cause or None, message)."""
+        if not outcomes:
+            return
+        self.samples += 1
+        self.values += len(outcomes)
+        for name, cause, msg in outcomes:
+            if cause is not None:
+                self.nans += 1
+                self.causes[f"{name}: {cause}"] += 1
+                self.last = f"{name}: {cause}: {msg}"
+        if self.samples < self.window:
+            return
+        nans, values, causes, last = self.nans, self.values, dict(self.causes), self.last
+        self._reset()
+        if nans > self.max_share * values:
+            raise CodeRewardsFailing(
+                f"{nans} of {values} code reward values of the last {self.window} samples are NaN ({causes}; last: "
+                f"{last[:300]}). A NaN code reward means the sandbox failed (it could not start or died), which no "
+                "program can cause; training on would drop these samples silently. Fix the sandbox (see the first "
+                "WARNING of this cause), or raise reward.gdpo_multi.max_code_nan_share (1 never stops)"
+            )

@@ -17,11 +17,12 @@ import ast
 import json
 import math
 import operator
+import re
+import time
 from dataclasses import dataclass
 
 MAX_RECORD = 1 << 20
 MAX_DEPTH = 64
-_SEQ_LIMIT = 1_000_000
 _FUNCS = {
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "float": float, "frozenset": frozenset,
     "int": int, "len": len, "list": list, "max": max, "min": min, "reversed": lambda x: list(reversed(x)),
@@ -94,16 +95,34 @@ def decode_value(x, depth: int = 0):
 
 
 # --- comparisons ---------------------------------------------------------------------------------------------------
-def close(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
+# Exact, except where the expected value is a float: then |got - want| <= FLOAT_TOL * max(1, |want|) (the usual
+# "absolute or relative error 1e-6" of judges). Integers, strings, booleans and None compare exactly.
+FLOAT_TOL = 1e-6
+_FLOAT_TOKEN = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?")
+
+
+def float_close(got, want: float) -> bool:
+    """``got`` (an int or float) within the float tolerance of the expected float ``want``."""
+    try:
+        g = float(got)
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return math.isfinite(g) and math.isfinite(want) and abs(g - want) <= FLOAT_TOL * max(1.0, abs(want))
+
+
+def value_equal(got, want) -> bool:
+    """A returned value against an expected one, element by element: floats expected -> tolerance, else exact."""
+    if type(want) is bool or type(got) is bool or want is None:
+        return type(got) is type(want) and got == want
+    if type(want) is float:
+        return type(got) in (int, float) and float_close(got, want)
+    if type(want) is int:
+        return (type(got) is int and got == want) or (type(got) is float and got == want)  # exact, 3.0 == 3
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(value_equal(x, y) for x, y in zip(got, want, strict=True))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(value_equal(got[k], want[k]) for k in want)
+    return type(got) is type(want) and got == want
 
 
 def as_json_like(v):
@@ -122,30 +141,36 @@ def as_json_like(v):
 
 
 def call_equal(got, want) -> bool:
+    """Call-based tests (APPS/TACO convention): the value, or the single element of a one-element expected list."""
     got = as_json_like(got)
-    return close(got, want) or (isinstance(want, list) and len(want) == 1 and close(got, want[0]))
+    return value_equal(got, want) or (isinstance(want, list) and len(want) == 1 and value_equal(got, want[0]))
 
 
 def _norm_lines(text: str) -> list[str]:
     return [ln.rstrip() for ln in text.strip().splitlines()]
 
 
+def token_equal(got: str, want: str) -> bool:
+    """One whitespace-separated stdout token: exact, unless the expected token is a float literal."""
+    if got == want:
+        return True
+    if not _FLOAT_TOKEN.fullmatch(want) or len(got) > 400:
+        return False
+    try:
+        return float_close(float(got), float(want))
+    except ValueError:
+        return False
+
+
 def stdio_equal(got: str, want) -> bool:
+    """stdout against the expected text: equal after stripping the ends and each line's trailing whitespace, or
+    equal token by token (any whitespace between tokens), a token compared with tolerance only where the expected
+    token is a float literal (``0.5``, ``1e-3``; ``7`` or ``1000000`` must match exactly)."""
     want = "\n".join(map(str, want)) if isinstance(want, list) else str(want)
     if _norm_lines(got) == _norm_lines(want):
         return True
     gt, wt = got.split(), want.split()
-    if len(gt) != len(wt):
-        return False
-    for x, y in zip(gt, wt, strict=True):
-        if x == y:
-            continue
-        try:
-            if not math.isclose(float(x), float(y), rel_tol=1e-6, abs_tol=1e-6):
-                return False
-        except ValueError:
-            return False
-    return True
+    return len(gt) == len(wt) and all(token_equal(x, y) for x, y in zip(gt, wt, strict=True))
 
 
 # --- asserts ---------------------------------------------------------------------------------------------------------
@@ -158,7 +183,7 @@ class AssertPlan:
         if len(values) != len(self.exprs):
             return False
         env = {f"{_SLOT}{i}": v for i, v in enumerate(values)}
-        return bool(_eval(self.condition, env))
+        return bool(_eval(self.condition, env, time.monotonic() + EVAL_S))
 
 
 def _free_names(node: ast.AST) -> set[str]:
@@ -236,20 +261,68 @@ def _check_local(node: ast.AST) -> None:
             raise Unsupported(f"name {n.id!r} in a test")
 
 
+class TooLarge(ValueError):
+    """Evaluating the condition on the program's values would exceed the size or time bound of trusted evaluation."""
+
+
+# Bounds on what the parent computes for an assert: every value, every format directive, the whole evaluation.
+MAX_ITEMS = 1_000_000  # characters or elements of any computed str/bytes/list/tuple/set/dict
+MAX_INT_BITS = 1 << 20
+MAX_FORMAT_WIDTH = 10_000  # width / precision of a %-directive
+MAX_ROUND_DIGITS = 10_000
+EVAL_S = 2.0  # one condition, checked between nodes (each node is bounded by the size limits)
+_FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+def _bounded(x):
+    if type(x) is int and x.bit_length() > MAX_INT_BITS:
+        raise TooLarge("integer too large")
+    if isinstance(x, (str, bytes, list, tuple, set, frozenset, dict)) and len(x) > MAX_ITEMS:
+        raise TooLarge("value too large")
+    return x
+
+
+def _check_format(fmt: str | bytes) -> None:
+    text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt
+    for m in _FORMAT_SPEC.finditer(text):
+        for part in m.groups():
+            if part == "*" or (part and (len(part) > 5 or int(part) > MAX_FORMAT_WIDTH)):
+                raise TooLarge("%-format width or precision too large")
+
+
 def _binop(op: ast.operator, a, b):
-    if isinstance(op, ast.Pow) and isinstance(a, int) and isinstance(b, int):
-        if b > 10_000 or (abs(a) > 1 and a.bit_length() * max(b, 0) > 1_000_000):
-            raise Unsupported("power too large")
-    if isinstance(op, ast.LShift) and isinstance(b, int) and b > 1_000_000:
-        raise Unsupported("shift too large")
+    ints = type(a) is int and type(b) is int
+    if isinstance(op, ast.Pow) and ints and (b > 10_000 or (abs(a) > 1 and a.bit_length() * max(b, 0) > MAX_INT_BITS)):
+        raise TooLarge("power too large")
+    if isinstance(op, ast.LShift) and ints and (b > MAX_INT_BITS or a.bit_length() + max(b, 0) > MAX_INT_BITS):
+        raise TooLarge("shift too large")
     if isinstance(op, ast.Mult):
         for seq, n in ((a, b), (b, a)):
-            if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) and n * len(seq) > _SEQ_LIMIT:
-                raise Unsupported("sequence repetition too large")
-    return _BINOPS[type(op)](a, b)
+            if isinstance(seq, (str, bytes, list, tuple)) and type(n) is int and n * len(seq) > MAX_ITEMS:
+                raise TooLarge("sequence repetition too large")
+    if isinstance(op, ast.Mod) and isinstance(a, (str, bytes)):
+        _check_format(a)
+    return _bounded(_BINOPS[type(op)](a, b))
 
 
-def _eval(node: ast.AST, env: dict):
+def _number_sum(values, start=0):
+    if type(start) not in (int, float):  # sum(lists, []) is quadratic
+        raise TypeError("sum() of non-numbers in a test")
+    return sum(values, start)
+
+
+def _round(x, ndigits=None):
+    if ndigits is not None and type(ndigits) is int and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise TooLarge("round() digits too large")
+    return round(x, ndigits)
+
+
+_FUNCS.update(sum=_number_sum, round=_round)
+
+
+def _eval(node: ast.AST, env: dict, deadline: float):
+    if time.monotonic() > deadline:
+        raise TooLarge("test evaluation too slow")
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
@@ -259,52 +332,56 @@ def _eval(node: ast.AST, env: dict):
     if isinstance(node, ast.Attribute):
         return getattr(math, node.attr)
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        items = [_eval(e, env) for e in node.elts]
-        return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
+        items = [_eval(e, env, deadline) for e in node.elts]
+        return _bounded({ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items))
     if isinstance(node, ast.Dict):
         if any(k is None for k in node.keys):
             raise Unsupported("** in a dict display")
-        return {_eval(k, env): _eval(v, env) for k, v in zip(node.keys, node.values, strict=True)}
+        pairs = zip(node.keys, node.values, strict=True)
+        return _bounded({_eval(k, env, deadline): _eval(v, env, deadline) for k, v in pairs})
     if isinstance(node, ast.UnaryOp):
-        return _UNARY[type(node.op)](_eval(node.operand, env))
+        return _UNARY[type(node.op)](_eval(node.operand, env, deadline))
     if isinstance(node, ast.BinOp):
-        return _binop(node.op, _eval(node.left, env), _eval(node.right, env))
+        return _binop(node.op, _eval(node.left, env, deadline), _eval(node.right, env, deadline))
     if isinstance(node, ast.BoolOp):
         is_and = isinstance(node.op, ast.And)
         value = None
         for e in node.values:
-            value = _eval(e, env)
+            value = _eval(e, env, deadline)
             if bool(value) != is_and:
                 return value
         return value
     if isinstance(node, ast.Compare):
-        left = _eval(node.left, env)
+        left = _eval(node.left, env, deadline)
         for op, comp in zip(node.ops, node.comparators, strict=True):
-            right = _eval(comp, env)
+            right = _eval(comp, env, deadline)
             if not _CMPOPS[type(op)](left, right):
                 return False
             left = right
         return True
     if isinstance(node, ast.IfExp):
-        return _eval(node.body, env) if _eval(node.test, env) else _eval(node.orelse, env)
+        return _eval(node.body if _eval(node.test, env, deadline) else node.orelse, env, deadline)
     if isinstance(node, ast.Subscript):
-        return _eval(node.value, env)[_eval(node.slice, env)]
+        return _eval(node.value, env, deadline)[_eval(node.slice, env, deadline)]
     if isinstance(node, ast.Slice):
-        parts = [None if p is None else _eval(p, env) for p in (node.lower, node.upper, node.step)]
+        parts = [None if p is None else _eval(p, env, deadline) for p in (node.lower, node.upper, node.step)]
         return slice(*parts)
     if isinstance(node, ast.Call):
         f = node.func
         fn = _FUNCS[f.id] if isinstance(f, ast.Name) else getattr(math, f.attr)
-        args = [_eval(a, env) for a in node.args]
-        return fn(*args, **{kw.arg: _eval(kw.value, env) for kw in node.keywords})
+        args = [_eval(a, env, deadline) for a in node.args]
+        return _bounded(fn(*args, **{kw.arg: _eval(kw.value, env, deadline) for kw in node.keywords}))
     raise Unsupported(f"{type(node).__name__} in a test")
 
 
 def condition_holds(plan: AssertPlan, values: list) -> bool:
-    """Evaluate the local part of an assert; any error in it (a TypeError on a wrong-typed value...) is a fail."""
+    """Evaluate the local part of an assert; any error in it (a TypeError on a wrong-typed value...) is a fail.
+    Raises TooLarge when the program's values push the evaluation past its bounds, Unsupported for the test."""
     try:
         return plan.holds(values)
-    except Unsupported:
+    except (Unsupported, TooLarge):
         raise
+    except MemoryError:
+        raise TooLarge("out of memory evaluating the test") from None
     except (ArithmeticError, TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError):
         return False

@@ -30,7 +30,9 @@ logger = logging.getLogger("gdpo_verl.rewards")
 SIGNATURE_KEY = "gdpo_signature"
 FAILURES_KEY = "gdpo_reward_failures"
 RESERVED = frozenset({"score", SIGNATURE_KEY, FAILURES_KEY})
-_TOP_KEYS = {"suite", "rewards", "timeout_s", "max_workers", "allow_weak_sandbox"}
+_TOP_KEYS = {
+    "suite", "rewards", "timeout_s", "max_workers", "allow_weak_sandbox", "max_code_nan_share", "code_nan_window"
+}  # fmt: skip
 _REWARD_KEYS = {"name", "fn", "kwargs", "weight", "condition", "timeout_s"}
 # Built-ins whose worker mostly waits on a sandbox process: the default pool gets WAITING_FACTOR x the workers.
 WAITING_FNS = frozenset({"code.pass_rate", "code.bug_free"})
@@ -57,6 +59,8 @@ class MultiRewardConfig:
     timeout_s: float = 10.0
     max_workers: int | None = None
     allow_weak_sandbox: bool = False  # score code with the weak fallback sandbox (no namespaces)
+    max_code_nan_share: float = 0.1  # stop when more of a window's code rewards are NaN (the sandbox fails)
+    code_nan_window: int = 64  # samples per window
 
     @property
     def names(self) -> list[str]:
@@ -141,8 +145,16 @@ def parse_config(section: Mapping[str, Any] | None) -> MultiRewardConfig:
     workers = section.get("max_workers")
     if timeout <= 0 or (workers is not None and int(workers) < 0):
         raise RewardConfigError("reward.gdpo_multi: timeout_s must be > 0 and max_workers >= 0")
+    nan_share, nan_window = float(section.get("max_code_nan_share", 0.1)), int(section.get("code_nan_window", 64))
+    if not 0 <= nan_share <= 1 or nan_window < 1:
+        raise RewardConfigError("reward.gdpo_multi: max_code_nan_share must be in [0, 1] and code_nan_window >= 1")
     return MultiRewardConfig(
-        tuple(specs), timeout, None if workers is None else int(workers), bool(section.get("allow_weak_sandbox"))
+        tuple(specs),
+        timeout,
+        None if workers is None else int(workers),
+        bool(section.get("allow_weak_sandbox")),
+        nan_share,
+        nan_window,
     )
 
 
@@ -195,7 +207,8 @@ class MultiRewardScorer:
 
     def __init__(self, cfg: MultiRewardConfig, max_workers: int | None = None) -> None:
         self.cfg = cfg
-        code_rewards.startup_check(cfg.rewards, cfg.allow_weak_sandbox)  # fail closed before the first rollout
+        code_rewards.startup_check(cfg.rewards, cfg.allow_weak_sandbox, cfg.timeout_s)  # fail closed before rollouts
+        self.code_nan = code_rewards.NanGuard(cfg.max_code_nan_share, cfg.code_nan_window)
         workers = cfg.max_workers
         if workers is None:  # the caller's share of the cores, more when the workers mostly wait on sandboxes
             workers = default_workers() if max_workers is None else max_workers
@@ -215,6 +228,7 @@ class MultiRewardScorer:
         """Turn the pool's outcomes into the emitted values, counting and logging failures."""
         raw: dict[str, float] = {}
         failed = 0
+        code: list[tuple[str, str | None, str | None]] = []
         for s, o in zip(self.cfg.rewards, outcomes, strict=True):
             cause, msg = o.cause, o.message
             if cause is None and math.isnan(o.value):
@@ -227,7 +241,10 @@ class MultiRewardScorer:
                         "reward %r (%s) -> NaN: %s: %s (logged once per reward and cause)", s.name, s.fn, cause, msg
                     )
             raw[s.name] = math.nan if cause is not None else o.value
+            if s.fn in code_rewards.CODE_FNS:
+                code.append((s.name, cause, msg))
         self.calls += 1
+        self.code_nan.record(code)  # raises when the sandbox fails for too many samples
         out = combine(self.cfg, raw)
         out[FAILURES_KEY] = float(failed)
         return out

@@ -7,7 +7,7 @@ CPU mode applies here, then arranges for each verl module concerned to be adjust
   workers inherit it from the driver). A host without an accelerator is never switched by itself: a CPU-only head
   node or reward worker of a GPU cluster keeps verl's own platform.
 * verl must have every piece the patches change (checked by shape, whatever its version, by
-  :mod:`gdpo_verl_plugins.verl_shapes`); a missing one stops the run at verl's import of it, naming the piece.
+  :mod:`.guard`); a missing one stops the run at verl's import of it, naming the piece.
 """
 
 from __future__ import annotations
@@ -15,24 +15,14 @@ from __future__ import annotations
 import logging
 import os
 
+from .mode import ENV, PROCESS_ENV, ROLLOUT_NAME, active
+
+__all__ = ["ENV", "PROCESS_ENV", "ROLLOUT_NAME", "active", "install"]
 logger = logging.getLogger("gdpo_verl")
-
-ENV = "GDPO_VERL_CPU"
-ROLLOUT_NAME = "hf_cpu"  # actor_rollout_ref.rollout.name for the transformers rollout
-# Environment the CPU run needs in every verl process (set only where the user has not set it).
-PROCESS_ENV = {
-    "VERL_PLATFORM": "cpu",  # pick our platform, whatever the probing order
-    "VERL_ENGINE_DEVICE": "cuda",  # verl registers its FSDP engines for cuda/npu only; they run on a CPU mesh
-}
-
-
-def active() -> bool:
-    """Whether CPU mode was asked for in this process (``GDPO_VERL_CPU=1``)."""
-    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _register_platform(module) -> None:
-    from gdpo_verl_plugins.cpu.platform import PLATFORM_NAME, make_platform_class
+    from .platform import PLATFORM_NAME, make_platform_class
 
     module.PlatformRegistry.register(platform=PLATFORM_NAME)(make_platform_class(module.PlatformBase))
 
@@ -41,18 +31,18 @@ def install() -> bool:
     """Enable CPU training in this process if it applies; returns whether it did."""
     if not active():
         return False
-    from gdpo_verl_plugins.verl_shapes import guard_cpu
+    from .guard import guard
 
-    guard_cpu()
-    from gdpo_verl_plugins.cpu import patches as cpu_patches
-    from gdpo_verl_plugins.post_import import when_imported
+    guard()
+    from ..post_import import when_imported
+    from . import patches as cpu_patches
 
     for key, value in PROCESS_ENV.items():
         os.environ.setdefault(key, value)
     when_imported("verl.plugin.platform", _register_platform)
     for name, (module_name, _attr) in cpu_patches.PATCHES.items():
         when_imported(module_name, cpu_patches.APPLY[name])
-    from gdpo_verl_plugins.cpu import megatron as cpu_megatron  # applied only if verl imports megatron / mbridge
+    from . import megatron as cpu_megatron  # applied only if verl imports megatron / mbridge
 
     for name, (module_name, _attr) in cpu_megatron.PATCHES.items():
         when_imported(module_name, cpu_megatron.APPLY[name])

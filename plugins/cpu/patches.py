@@ -10,7 +10,8 @@ import functools
 import logging
 from types import ModuleType
 
-from gdpo_verl_plugins.cpu import ROLLOUT_NAME
+from ..patching import is_patched, mark
+from .mode import ROLLOUT_NAME
 
 logger = logging.getLogger("gdpo_verl")
 
@@ -37,7 +38,7 @@ def dedupe_backend(backend: str | None) -> str | None:
 def patch_gloo_backend(module: ModuleType) -> None:
     """``initialize_global_process_group_ray``: pass a de-duplicated backend string."""
     original = module.initialize_global_process_group_ray
-    if getattr(original, "__gdpo_cpu__", False):
+    if is_patched(original):
         return
 
     @functools.wraps(original)
@@ -46,8 +47,7 @@ def patch_gloo_backend(module: ModuleType) -> None:
             backend = f"cpu:gloo,{module.get_device_name()}:{module.get_nccl_backend()}"
         return original(timeout_second=timeout_second, backend=dedupe_backend(backend))
 
-    initialize_global_process_group_ray.__gdpo_cpu__ = True
-    module.initialize_global_process_group_ray = initialize_global_process_group_ray
+    module.initialize_global_process_group_ray = mark(initialize_global_process_group_ray)
 
 
 def patch_rollout_class(module: ModuleType) -> None:
@@ -59,7 +59,7 @@ def patch_rollout_replica(module: ModuleType) -> None:
     """Public registry, imported lazily: register the CPU replica under the rollout name."""
 
     def _load():
-        from gdpo_verl_plugins.cpu.rollout import HFReplica
+        from .rollout import HFReplica
 
         return HFReplica
 
@@ -70,15 +70,14 @@ def patch_replay_poll(module: ModuleType) -> None:
     """``ReplayBuffer(poll_interval=2.0)``: poll every :data:`POLL_INTERVAL_S` unless a caller passes a value."""
     cls = module.ReplayBuffer
     original = cls.__init__
-    if getattr(original, "__gdpo_cpu__", False):
+    if is_patched(original):
         return
 
     @functools.wraps(original)
     def __init__(self, *args, poll_interval: float = POLL_INTERVAL_S, **kwargs):
         original(self, *args, poll_interval=poll_interval, **kwargs)
 
-    __init__.__gdpo_cpu__ = True
-    cls.__init__ = __init__
+    cls.__init__ = mark(__init__)
 
 
 APPLY = {

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .mode import active
+
 PLATFORM_NAME = "cpu"
 
 
@@ -130,9 +132,7 @@ def make_platform_class(base: type) -> type:
             return True
 
         def is_platform_available(self, use_smi_check: bool = False) -> bool:
-            from gdpo_verl_plugins import cpu
-
-            return cpu.active()
+            return active()
 
         def current_device(self) -> Any:
             return torch.device("cpu")  # `tensor.to(current_device())` must land on the CPU, not cuda:0

@@ -20,12 +20,13 @@ from typing import Any
 
 import ray
 import torch
-from gdpo_verl_plugins.cpu import ROLLOUT_NAME
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 from verl.workers.rollout.utils import ensure_async_iterator
+
+from .mode import ROLLOUT_NAME
 
 logger = logging.getLogger("gdpo_verl")
 

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from gdpo_verl.analysis.rollouts import analyze_rollouts
+
 pytest.importorskip("verl")
 pytestmark = [pytest.mark.e2e, pytest.mark.verl]
 
@@ -56,6 +58,10 @@ def test_two_gdpo_steps_on_cpu(tmp_path, legacy):
         assert data["critic/advantages/max"] > data["critic/advantages/min"]  # a learning signal exists
 
     assert sorted(p.name for p in (tmp_path / "rollouts").glob("*.jsonl")) == [f"{s}.jsonl" for s in (1, 2)]
+    # each dumped row carries its reward components (verl writes them on legacy, our dump hook on V1)
+    reports, keys, _ = analyze_rollouts(tmp_path / "rollouts", keys=list(REWARD_KEYS))
+    assert keys == list(REWARD_KEYS) and [r["step"] for r in reports] == [1, 2]
+    assert all(r["samples"] == 64 and r["missing"] == {k: 0 for k in REWARD_KEYS} for r in reports)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["returncode"] == 0 and summary["trainer"] == ("legacy" if legacy else "v1")
     assert (tmp_path / "curves.png").exists()

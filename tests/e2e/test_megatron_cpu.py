@@ -50,9 +50,10 @@ FEATURES = (
 )
 
 
-def _quickstart(out, steps: int) -> subprocess.CompletedProcess:
+def _quickstart(out, steps: int, resume: bool = False) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "gdpo_verl.cli", "quickstart", "--backend", "megatron", "--tp", "2", "--pp", "2"]
-    cmd += ["--steps", str(steps), "--out", str(out), "--timeout", str(TIMEOUT_S - 30), "--", *FEATURES]
+    cmd += ["--steps", str(steps), "--out", str(out), "--timeout", str(TIMEOUT_S - 30), *(["--resume"] * resume)]
+    cmd += ["--", *FEATURES]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("GDPO_VERL_CPU", None)  # the quickstart switches CPU mode on itself
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=out)
@@ -115,7 +116,7 @@ def test_megatron_tp2_pp2_with_reference_dapo_conditions_and_resume(tmp_path):
     assert summary["backend"] == "megatron" and (summary["tp"], summary["pp"]) == (2, 2)
     assert (tmp_path / "checkpoints" / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
 
-    resumed = _quickstart(tmp_path, steps=3)
+    resumed = _quickstart(tmp_path, steps=3, resume=True)
     assert resumed.returncode == 0, _fail(resumed, tmp_path)
     records = _records(tmp_path)
     assert [r["step"] for r in records] == [3]  # started from the step-2 checkpoint, trained exactly one step

@@ -4,6 +4,9 @@ its weak fallback. These tests allow it there, as a user would with ``reward.gdp
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from gdpo_verl.rewards.sandbox import isolation_mode
@@ -13,3 +16,6 @@ from gdpo_verl.rewards.sandbox import isolation_mode
 def _weak_sandbox_opt_in_on_weak_hosts(monkeypatch):
     if isolation_mode() != "namespaces":
         monkeypatch.setenv("GDPO_SANDBOX_ALLOW_WEAK", "1")
+
+
+sys.path.insert(0, os.path.dirname(__file__))  # code_group.py

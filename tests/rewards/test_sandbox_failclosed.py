@@ -103,3 +103,33 @@ def test_self_test_passes_on_this_host():
     if sandbox.isolation_mode() != "namespaces" and (not sandbox.weak_allowed() or _python_hidden_from_other_users()):
         pytest.skip("weak host: covered by the opt-in test")
     c.self_test()
+
+
+def _launcher_without_pyseccomp(tmp_path):
+    wrapper = tmp_path / "launcher.py"
+    wrapper.write_text(
+        "import runpy, sys\nsys.modules['pyseccomp'] = None  # import pyseccomp -> ImportError\n"
+        f"runpy.run_path({str(server.LAUNCHER)!r}, run_name='__main__')\n"
+    )
+    return wrapper
+
+
+def test_missing_seccomp_is_refused_without_opt_in(monkeypatch, tmp_path):
+    if sandbox.isolation_mode() != "namespaces":
+        pytest.skip("weak host: scoring there needs the opt-in anyway")
+    sandbox.shutdown()
+    monkeypatch.setattr(server, "LAUNCHER", _launcher_without_pyseccomp(tmp_path))
+    monkeypatch.delenv("GDPO_SANDBOX_ALLOW_WEAK", raising=False)
+    c._run_cached.cache_clear()
+    try:
+        with pytest.raises(sandbox.WeakSandboxError, match="seccomp.*pyseccomp.*allow_weak_sandbox=true"):
+            sandbox.run_python("print(1)")
+        with pytest.raises(sandbox.WeakSandboxError, match="allow_weak_sandbox"):
+            MultiRewardScorer(parse_config({"suite": "code", "max_workers": 0}))
+        assert not any(server._idle.values())  # refused servers are not kept
+        monkeypatch.setenv("GDPO_SANDBOX_ALLOW_WEAK", "1")  # the user's explicit opt-in
+        assert sandbox.run_python("print(6 * 7)").stdout == "42\n"
+        assert sandbox.describe()["seccomp"] is False
+    finally:
+        sandbox.shutdown()
+        c._run_cached.cache_clear()

@@ -244,5 +244,5 @@ def test_parent_side_evaluation_is_bounded():
     body = "def f(x):\n    return 10 ** 7\ndef g(x):\n    return 'ab'\n"
     start = time.monotonic()
     report = c.run_tests(respond(body), ["assert 2 ** f(1) == 4", "assert g(1) * f(1) == 'x'"])
-    assert report.status == ("unsupported", "unsupported")
+    assert report.status == ("error", "error")  # the program's values: 0, and not bug-free
     assert time.monotonic() - start < 30

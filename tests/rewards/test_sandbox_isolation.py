@@ -51,16 +51,17 @@ def test_memory_limit_holds_for_the_whole_process_tree():
 
 def test_processes_join_a_limited_cgroup():
     _needs_cgroup()
-    code = """
-for line in open('/proc/self/cgroup'):
-    _, ctrl, path = line.strip().split(':', 2)
-    if ctrl in ('pids', 'memory'):
-        d = '/sys/fs/cgroup/' + ctrl + path
-        f = 'pids.max' if ctrl == 'pids' else 'memory.limit_in_bytes'
-        print(ctrl, path.rsplit('/', 1)[-1].startswith('gdpo_sbx_'), open(d + '/' + f).read().strip())
-"""
-    res = run_python(code, limits=Limits(memory_mb=300, nproc=7))
-    assert "pids True 7" in res.stdout and f"memory True {300 << 20}" in res.stdout, res.stdout + res.stderr
+    res = run_python("print(open('/proc/self/cgroup').read())", limits=Limits(memory_mb=300, nproc=7))
+    seen = {}
+    for line in res.stdout.split():  # /sys is not in the sandbox's root: read the limits from here
+        _, ctrl, path = line.strip().split(":", 2)
+        if ctrl in ("pids", "memory", "cpu"):
+            assert path.rsplit("/", 1)[-1].startswith("gdpo_sbx_"), line
+            f = {"pids": "pids.max", "memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us"}[ctrl]
+            seen[ctrl] = open(f"/sys/fs/cgroup/{ctrl}{path}/{f}").read().strip()
+    assert seen["pids"] == "7" and seen["memory"] == str(300 << 20), (seen, res.stdout + res.stderr)
+    if describe()["cpu_controller"]:
+        assert seen["cpu"] == "100000"  # one core per sandbox
 
 
 def test_work_directory_is_a_size_limited_tmpfs():
@@ -247,3 +248,34 @@ def test_stale_cgroups_of_killed_processes_are_swept():
     finally:
         cgroups.remove(stale)
         cgroups.remove(foreign)
+
+
+def _own_cgroups() -> set[str]:
+    from gdpo_verl.rewards.sandbox import cgroups
+
+    mine = f"{cgroups.PREFIX}{cgroups.owner_tag()}_{os.getpid()}_"
+    found = set()
+    for top in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"):
+        for dirpath, dirs, _ in os.walk(top):
+            found |= {os.path.join(dirpath, d) for d in dirs if d.startswith(mine)}
+            if dirpath.count("/") > 8:
+                dirs[:] = []
+    return found
+
+
+@pytest.mark.parametrize("failing", ["tempfile.TemporaryFile", "subprocess.Popen"])
+def test_a_server_that_cannot_start_leaves_no_cgroup(monkeypatch, failing):
+    _needs_cgroup()
+    from gdpo_verl.rewards.sandbox import server
+
+    server.shutdown()  # idle servers keep their cgroups: compare against a clean slate
+    before = _own_cgroups()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    module, name = failing.split(".")
+    monkeypatch.setattr(getattr(server, module), name, fail)
+    with pytest.raises((OSError, server.SandboxUnavailable)):
+        server.SandboxServer()
+    assert _own_cgroups() == before

@@ -46,6 +46,7 @@ class CaseResult:
     stderr: str
     record: str | None
     wall_s: float = 0.0
+    failed: bool = False  # the case broke something around it (its cleanup did not finish): an error of the program
 
     @property
     def exited_ok(self) -> bool:
@@ -62,15 +63,22 @@ class CaseResult:
             stderr=str(d.get("stderr") or ""),
             record=d.get("record"),
             wall_s=float(d.get("wall_s") or 0.0),
+            failed=bool(d.get("failed")),
         )
 
 
 def run_cases(
-    code: str, mode: str, cases: list[dict], limits: Limits | None = None, fn_name: str | None = None
+    code: str,
+    mode: str,
+    cases: list[dict],
+    limits: Limits | None = None,
+    fn_name: str | None = None,
+    packages: tuple[str, ...] = (),
 ) -> list[CaseResult]:
     """Run ``code`` once per case. ``mode``: ``script``/``stdio`` (case ``{"stdin"}``), ``call`` (``{"args"}``,
-    with ``fn_name``) or ``expr`` (``{"exprs": [...]}``). Raises WeakSandboxError (weak isolation not allowed) or
-    SandboxUnavailable (the sandbox could not run)."""
+    with ``fn_name``) or ``expr`` (``{"exprs": [...]}``). ``packages``: installed top-level packages the code may
+    import (bound read-only into the sandbox's root; the standard library always is). Raises WeakSandboxError (weak
+    isolation not allowed) or SandboxUnavailable (the sandbox could not run)."""
     require_isolation()
     limits = limits or Limits()
     req = {
@@ -80,8 +88,8 @@ def run_cases(
         "cases": cases,
         "limits": {k: getattr(limits, k) for k in limits.__dataclass_fields__},
     }
-    timeout = len(cases) * (limits.wall_s + 2.0) + 15.0
-    resp = run_request(req, limits.tmpfs_mb, timeout)
+    timeout = min(len(cases) * (limits.wall_s + 2.0), limits.total_s + limits.wall_s) + 15.0
+    resp = run_request(req, timeout, tuple(packages))
     if "error" in resp or len(resp.get("results", [])) != len(cases):
         raise SandboxUnavailable(f"sandbox server could not run the request: {resp.get('error')}")
     return [CaseResult.from_wire(r) for r in resp["results"]]

@@ -1,6 +1,6 @@
 """A Python audit hook for sandboxed programs (stdlib only): no sockets, no new programs, no ctypes, no writes
-outside the work directory. Defence in depth only: PEP 578 hooks are not a security boundary (namespaces, the
-unprivileged uid, cgroups and seccomp are)."""
+outside the work directory (the environment may change: no new program can start to read it). Defence in depth
+only: PEP 578 hooks are not a security boundary (namespaces, the unprivileged uid, cgroups and seccomp are)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ _BLOCKED_EVENTS = (
     "os.system",
     "ctypes.",
     "pty.spawn",
-    "os.putenv",
-    "os.unsetenv",
     "sys.setprofile",
     "sys.settrace",
 )

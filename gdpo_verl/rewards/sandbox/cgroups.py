@@ -1,5 +1,7 @@
-"""Per-sandbox control groups: memory and pids limits over a whole process tree (v2, or v1's ``memory`` and
-``pids`` controllers), created under this process's own cgroup. Stdlib only (also used inside the sandbox server)."""
+"""Per-sandbox control groups: memory and pids limits over a whole process tree and a CPU share and quota per sandbox
+(v2, or v1's ``memory``, ``pids`` and ``cpu`` controllers), created under this process's own cgroup. Stdlib only
+(also used inside the sandbox server, which reaches the directories through descriptors opened before its root
+changes: ``cg["fds"]``)."""
 
 from __future__ import annotations
 
@@ -54,7 +56,9 @@ def _sweep(parent: str) -> None:
 
 def create(name: str) -> tuple[dict | None, str]:
     """Make the cgroup(s) ``name`` (``PREFIX + owner_tag() + "_<pid>_..."``): ({"version", "dirs"}, "") or
-    (None, why not). Stale ones of dead processes of this pid namespace are removed first."""
+    (None, why not). ``dirs`` has ``memory`` and ``pids``, and ``cpu`` where that controller is available. Stale
+    ones of dead processes of this pid namespace are removed first; nothing is left behind on failure."""
+    dirs: dict[str, str] = {}
     try:
         if _v2():
             own = _own(None)
@@ -66,12 +70,14 @@ def create(name: str) -> tuple[dict | None, str]:
             _sweep(parent)
             d = os.path.join(parent, name)
             os.mkdir(d)
-            return {"version": 2, "dirs": {"memory": d, "pids": d}}, ""
-        dirs = {}
-        for ctrl in ("memory", "pids"):
+            dirs = {c: d for c in ("memory", "pids", "cpu") if c in enabled}
+            return {"version": 2, "dirs": dirs}, ""
+        for ctrl in ("memory", "pids", "cpu"):
             own = _own(ctrl)
             base = os.path.join(ROOT, ctrl)
             if own is None or not os.path.isdir(base):
+                if ctrl == "cpu":
+                    break
                 remove({"version": 1, "dirs": dirs})
                 return None, f"cgroup v1: no {ctrl} controller"
             _sweep(os.path.join(base, own.lstrip("/")))
@@ -80,44 +86,94 @@ def create(name: str) -> tuple[dict | None, str]:
             dirs[ctrl] = d
         return {"version": 1, "dirs": dirs}, ""
     except OSError as e:
+        remove({"dirs": dirs})
         return None, f"cannot create a cgroup: {e}"
 
 
-def _put(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
+def open_dirs(cg: dict) -> None:
+    """Keep descriptors of the cgroup's directories and of their parents in ``cg`` (``fds``, ``parent_fds``: path
+    -> fd), so that it can be used and removed after the caller's root changes."""
+    dirs = set(cg["dirs"].values())
+    cg["fds"] = {d: os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs}
+    cg["parent_fds"] = {d: os.open(os.path.dirname(d), os.O_RDONLY | os.O_DIRECTORY) for d in dirs}
 
 
-def set_limits(cg: dict, memory_bytes: int, pids: int) -> None:
-    mem, pid = cg["dirs"]["memory"], cg["dirs"]["pids"]
+def _at(cg: dict, ctrl: str, name: str) -> tuple[str, int | None]:
+    d = cg["dirs"][ctrl]
+    fds = cg.get("fds")
+    return (name, fds[d]) if fds else (os.path.join(d, name), None)
+
+
+def _exists(cg: dict, ctrl: str, name: str) -> bool:
+    path, dir_fd = _at(cg, ctrl, name)
+    try:
+        os.stat(path, dir_fd=dir_fd)
+    except OSError:
+        return False
+    return True
+
+
+def _put(cg: dict, ctrl: str, name: str, value: str) -> None:
+    path, dir_fd = _at(cg, ctrl, name)
+    fd = os.open(path, os.O_WRONLY, dir_fd=dir_fd)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def procs(cg: dict) -> list[int]:
+    """The processes in the sandbox's pids cgroup."""
+    path, dir_fd = _at(cg, "pids", "cgroup.procs")
+    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    finally:
+        os.close(fd)
+    return [int(p) for p in data.split() if int(p) > 0]
+
+
+def set_limits(cg: dict, memory_bytes: int, pids: int, cpus: float = 1.0) -> None:
+    """Memory (no swap), process count, and CPU: at most ``cpus`` cores, an equal share with other sandboxes."""
     if cg["version"] == 2:
-        _put(os.path.join(mem, "memory.max"), str(memory_bytes))
-        if os.path.exists(os.path.join(mem, "memory.swap.max")):
-            _put(os.path.join(mem, "memory.swap.max"), "0")
-        _put(os.path.join(pid, "pids.max"), str(pids))
+        _put(cg, "memory", "memory.max", str(memory_bytes))
+        if _exists(cg, "memory", "memory.swap.max"):
+            _put(cg, "memory", "memory.swap.max", "0")
+        _put(cg, "pids", "pids.max", str(pids))
+        if "cpu" in cg["dirs"]:
+            _put(cg, "cpu", "cpu.max", f"{int(cpus * 100_000)} 100000")
         return
-    limit, memsw = os.path.join(mem, "memory.limit_in_bytes"), os.path.join(mem, "memory.memsw.limit_in_bytes")
-    has_sw = os.path.exists(memsw)
+    has_sw = _exists(cg, "memory", "memory.memsw.limit_in_bytes")
     try:  # memsw must stay >= limit: lowering goes limit first, raising memsw first
-        _put(limit, str(memory_bytes))
+        _put(cg, "memory", "memory.limit_in_bytes", str(memory_bytes))
         if has_sw:
-            _put(memsw, str(memory_bytes))
+            _put(cg, "memory", "memory.memsw.limit_in_bytes", str(memory_bytes))
     except OSError:
         if has_sw:
-            _put(memsw, str(memory_bytes))
-        _put(limit, str(memory_bytes))
-    _put(os.path.join(pid, "pids.max"), str(pids))
+            _put(cg, "memory", "memory.memsw.limit_in_bytes", str(memory_bytes))
+        _put(cg, "memory", "memory.limit_in_bytes", str(memory_bytes))
+    _put(cg, "pids", "pids.max", str(pids))
+    if "cpu" in cg["dirs"]:
+        _put(cg, "cpu", "cpu.shares", "1024")
+        _put(cg, "cpu", "cpu.cfs_period_us", "100000")
+        _put(cg, "cpu", "cpu.cfs_quota_us", str(int(cpus * 100_000)))
 
 
 def join(cg: dict) -> None:
     """Move the calling process into the cgroup(s)."""
-    for d in set(cg["dirs"].values()):
-        _put(os.path.join(d, "cgroup.procs"), "0")
+    for ctrl in {d: c for c, d in cg["dirs"].items()}.values():
+        _put(cg, ctrl, "cgroup.procs", "0")
 
 
 def remove(cg: dict | None) -> None:
+    parents = (cg or {}).get("parent_fds") or {}
     for d in set((cg or {}).get("dirs", {}).values()):
         try:
-            os.rmdir(d)
+            if d in parents:
+                os.rmdir(os.path.basename(d), dir_fd=parents[d])
+            else:
+                os.rmdir(d)
         except OSError:
             pass

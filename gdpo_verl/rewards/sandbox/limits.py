@@ -13,5 +13,8 @@ class Limits:
     file_mb: int = 16
     max_files: int = 64
     nproc: int = 16  # cgroup pids.max (and RLIMIT_NPROC)
+    cpus: float = 1.0  # CPU quota of one sandbox (cgroup cpu controller), in cores
     output_bytes: int = 1 << 20  # stdout + stderr + record kept per case; more kills the case
-    tmpfs_mb: int = 64  # size of the sandbox server's /tmp (work directories and every writable directory)
+    tmpfs_mb: int = 64  # size of each case's own /tmp (its work directory) and of its own /dev/shm
+    tmpfs_inodes: int = 4096  # files and directories each of those may hold
+    total_s: float = 45.0  # all cases of one request; cases past it are reported timed out without running

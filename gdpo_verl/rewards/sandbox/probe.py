@@ -51,3 +51,10 @@ WEAK_MESSAGE = (
 def require_isolation() -> None:
     if isolation_mode() != "namespaces" and not weak_allowed():
         raise WeakSandboxError(WEAK_MESSAGE)
+
+
+NO_SECCOMP_MESSAGE = (
+    "the code sandbox cannot load its seccomp filter here ({why}): a sandboxed program could then start other "
+    "programs (/bin/sh, compilers) and reach kernel interfaces the filter denies. Install libseccomp (Debian: "
+    "libseccomp2) and the pyseccomp package, or accept the risk with reward.gdpo_multi.allow_weak_sandbox=true"
+)

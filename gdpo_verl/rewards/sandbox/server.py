@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import cgroups, wire
-from .probe import UNSHARE_FLAGS, isolation_mode
+from .probe import NO_SECCOMP_MESSAGE, UNSHARE_FLAGS, WeakSandboxError, isolation_mode, weak_allowed
 
 logger = logging.getLogger("gdpo_verl.rewards.sandbox")
 LAUNCHER = Path(__file__).with_name("launcher.py")
@@ -44,24 +44,37 @@ def warn_once(key: str, msg: str, *args) -> None:
 
 
 class SandboxServer:
-    def __init__(self, tmpfs_mb: int) -> None:
+    def __init__(self, packages: tuple[str, ...] = ()) -> None:
         n = next(_counter)
+        self.packages = packages
         self.namespaced = isolation_mode() == "namespaces"
         root = os.geteuid() == 0
         self.uid = _UID_BASE + (os.getpid() % 65536) * 16 + n % 16 if root else None
+        self.cgroup: dict | None = None
+        self.proc: subprocess.Popen | None = None
+        self._err = tempfile.TemporaryFile()  # before the cgroup: a failure here leaves nothing behind
+        try:
+            self._start(n, root)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, n: int, root: bool) -> None:
         name = f"{cgroups.PREFIX}{cgroups.owner_tag()}_{os.getpid()}_{n}"
         self.cgroup, why = cgroups.create(name) if root else (None, "not root")
         if self.cgroup is None:
             warn_once(
                 "cgroup",
-                "sandbox: no per-sandbox cgroup (%s); memory and process limits fall back to per-process rlimits",
+                "sandbox: no per-sandbox cgroup (%s); memory and process limits fall back to per-process rlimits and "
+                "concurrent sandboxes share the CPU per process",
                 why,
             )
-        cfg = {"uid": self.uid, "namespaced": self.namespaced, "cgroup": self.cgroup, "tmpfs_mb": tmpfs_mb}
+        elif "cpu" not in self.cgroup["dirs"]:
+            warn_once("cpu", "sandbox: no cpu cgroup controller; concurrent sandboxes share the CPU per process")
+        cfg = {"uid": self.uid, "namespaced": self.namespaced, "cgroup": self.cgroup, "packages": list(self.packages)}
         cmd = [sys.executable, "-I", str(LAUNCHER), json.dumps(cfg)]
         if self.namespaced:
             cmd = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--kill-child", "--", *cmd]
-        self._err = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
                 cmd,
@@ -74,19 +87,16 @@ class SandboxServer:
                 close_fds=True,
             )
         except OSError as e:
-            cgroups.remove(self.cgroup)
             raise SandboxUnavailable(f"cannot start the sandbox server: {e}") from None
-        try:
-            ready = self._read(time.monotonic() + 60)
-        except SandboxUnavailable:
-            self.close()
-            raise
+        ready = self._read(time.monotonic() + 60)
         if not ready.get("ready"):
-            self.close()
             raise SandboxUnavailable(f"sandbox server failed to start: {ready.get('error')}")
         self.info = ready
         if not ready.get("seccomp"):
-            warn_once("seccomp", "sandbox: no seccomp filter (%s)", ready.get("seccomp_error"))
+            if not weak_allowed():
+                raise WeakSandboxError(NO_SECCOMP_MESSAGE.format(why=ready.get("seccomp_error")))
+            why = ready.get("seccomp_error")
+            warn_once("seccomp", "sandbox: no seccomp filter (%s), allowed by allow_weak_sandbox", why)
 
     def stderr_tail(self) -> str:
         try:
@@ -128,6 +138,12 @@ class SandboxServer:
         return self._read(time.monotonic() + timeout_s)
 
     def close(self) -> None:
+        """Kill the server, its zygote and every case process (the namespace dies with its PID 1), wait until the
+        cgroup is empty and removed."""
+        if self.proc is None:
+            cgroups.remove(self.cgroup)
+            self._err.close()
+            return
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)  # unshare dies; --kill-child kills the namespace's PID 1
@@ -137,61 +153,90 @@ class SandboxServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        work_root = getattr(self, "info", {}).get("work_root")
+        if work_root:  # the weak fallback's work directories on the host (the killed server could not remove them)
+            try:
+                shutil.rmtree(work_root, ignore_errors=True)
+            except RecursionError:
+                pass
         for f in (self.proc.stdin, self.proc.stdout, self._err):
             try:
                 f.close()
             except OSError:
                 pass
-        for _ in range(50):  # the cgroup can be removed once the namespace's processes are gone
-            cgroups.remove(self.cgroup)
-            if self.cgroup is None or not any(os.path.isdir(d) for d in self.cgroup["dirs"].values()):
+        for _ in range(100):  # what is left in the cgroup (weak fallback: case processes outside the group)
+            if self.cgroup is None:
                 break
-            time.sleep(0.02)
+            try:
+                left = cgroups.procs(self.cgroup)
+            except OSError:
+                left = []
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            cgroups.remove(self.cgroup)
+            if not any(os.path.isdir(d) for d in self.cgroup["dirs"].values()):
+                break
+            time.sleep(0.01)
 
 
 _lock = threading.Lock()
-_idle: dict[tuple[int, str], list[SandboxServer]] = {}
+_idle: dict[str, list[SandboxServer]] = {}
 _owner = os.getpid()
 
 
-def _acquire(tmpfs_mb: int) -> SandboxServer:
+def _acquire(packages: tuple[str, ...] = ()) -> SandboxServer:
     global _owner
     with _lock:
         if _owner != os.getpid():  # a forked copy of this module: the servers belong to the parent
             _idle.clear()
             _owner = os.getpid()
-        pool = _idle.setdefault((tmpfs_mb, isolation_mode()), [])
+        pool = _idle.setdefault((isolation_mode(), packages), [])
         if pool:
             return pool.pop()
-    return SandboxServer(tmpfs_mb)
+    return SandboxServer(packages)
 
 
-def run_request(req: dict, tmpfs_mb: int, timeout_s: float) -> dict:
-    """Send one request to a warm server (started on demand) and return its answer."""
-    server = _acquire(tmpfs_mb)
+def _release(server: SandboxServer) -> None:
+    with _lock:
+        if _owner == os.getpid():
+            _idle.setdefault(("namespaces" if server.namespaced else "rlimits", server.packages), []).append(server)
+            return
+    server.close()
+
+
+def run_request(req: dict, timeout_s: float, packages: tuple[str, ...] = ()) -> dict:
+    """Send one request to a warm server (started on demand) and return its answer. A server that misses the
+    deadline, fails, or reports that a case left something behind (``retire``) is killed with every case process
+    before this returns, and never serves again. ``packages``: the top-level packages the code may import."""
+    server = _acquire(packages)
     try:
         resp = server.request(req, timeout_s)
     except BaseException:
         server.close()
         raise
-    with _lock:
-        if _owner == os.getpid():
-            _idle.setdefault((tmpfs_mb, "namespaces" if server.namespaced else "rlimits"), []).append(server)
+    if "error" in resp or resp.get("retire"):
+        server.close()
+    else:
+        _release(server)
     return resp
 
 
-def describe(tmpfs_mb: int = 64) -> dict:
-    """What a sandbox server here actually got: isolation mode, cgroup version (None: rlimits only), seccomp."""
-    server = _acquire(tmpfs_mb)
+def describe(packages: tuple[str, ...] = ()) -> dict:
+    """What a sandbox server here actually got: isolation mode, cgroup version (None: rlimits only), cpu controller,
+    seccomp, what its root binds."""
+    server = _acquire(packages)
     info = {
         "isolation": "namespaces" if server.namespaced else "rlimits",
         "cgroup": None if server.cgroup is None else server.cgroup["version"],
+        "cpu_controller": server.cgroup is not None and "cpu" in server.cgroup["dirs"],
         "seccomp": bool(server.info.get("seccomp")),
         "unprivileged_uid": server.uid is not None,
+        "root": list(server.info.get("root") or []),
     }
-    with _lock:
-        if _owner == os.getpid():
-            _idle.setdefault((tmpfs_mb, info["isolation"]), []).append(server)
+    _release(server)
     return info
 
 

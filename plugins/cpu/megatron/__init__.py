@@ -1,7 +1,7 @@
 r"""verl's Megatron actor on CPU: the places where megatron-core 0.16.1 and mbridge 0.15.1 assume CUDA.
 
 Each adjustment is applied when verl (through megatron-core / mbridge) imports the module concerned, only in CPU mode
-(``GDPO_VERL_CPU=1``), and first checks the exact shape it patches (:mod:`gdpo_verl_plugins.verl_shapes`).
+(``GDPO_VERL_CPU=1``), and first checks the exact shape it patches (:mod:`.pins`).
 One concern per module:
 
 ====  ===============================================  ==========================================================
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from gdpo_verl_plugins.cpu.megatron import (
+from . import (
     attention_mask,
     device,
     mbridge_spec,

@@ -13,20 +13,21 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ...patching import is_patched, mark
+from .pins import attribute, has_parameters, qualname, source_has
 
 MODULE = "megatron.core.fusions.fused_softmax"
 
 
 def patch(module: ModuleType) -> None:
-    cls = shape.attribute(module, "FusedScaleMaskSoftmax", shape.qualname(module, "FusedScaleMaskSoftmax"))
+    cls = attribute(module, "FusedScaleMaskSoftmax", qualname(module, "FusedScaleMaskSoftmax"))
     where = f"{module.__name__}.FusedScaleMaskSoftmax.forward_torch_softmax"
-    original = shape.attribute(cls, "forward_torch_softmax", where)
-    if shape.already(original):
+    original = attribute(cls, "forward_torch_softmax", where)
+    if is_patched(original):
         return
-    shape.has_parameters(original, ("input", "mask"), where)
-    shape.source_has(original, ("mask is None", "get_default_causal_mask(sq)"), where)
-    causal = shape.attribute(module, "AttnMaskType", shape.qualname(module, "AttnMaskType")).causal
+    has_parameters(original, ("input", "mask"), where)
+    source_has(original, ("mask is None", "get_default_causal_mask(sq)"), where)
+    causal = attribute(module, "AttnMaskType", qualname(module, "AttnMaskType")).causal
 
     @functools.wraps(original)
     def forward_torch_softmax(self, input, mask, *args, **kwargs):
@@ -34,4 +35,4 @@ def patch(module: ModuleType) -> None:
             mask = None
         return original(self, input, mask, *args, **kwargs)
 
-    cls.forward_torch_softmax = shape.mark(forward_torch_softmax)
+    cls.forward_torch_softmax = mark(forward_torch_softmax)

@@ -23,8 +23,10 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
-from gdpo_verl_plugins.cpu.platform import DEVICE_MODULE
+
+from ...patching import is_patched, mark
+from ..platform import DEVICE_MODULE
+from .pins import ShapeChanged, attribute, qualname, source_has
 
 # module -> a source fragment that shows the CUDA assumption is still there. The modules a CPU training step reaches
 # (model construction, DDP buffers, distributed optimizer, pipeline schedules, attention, weight export, checkpoints).
@@ -109,7 +111,7 @@ class CpuTorch(ModuleType):
         self.cuda = _CpuCuda()
         for name in FACTORIES:
             setattr(self, name, _on_cpu(getattr(torch, name)))
-        self.__gdpo_cpu__ = True
+        mark(self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(torch, name)
@@ -120,12 +122,12 @@ CPU_TORCH = CpuTorch()
 
 def swap_torch(module: ModuleType, fragment: str) -> None:
     """Give ``module`` the CPU view of ``torch``, if it still holds the real one and the CUDA call is still there."""
-    current = shape.attribute(module, "torch", shape.qualname(module, "torch"))
-    if shape.already(current):
+    current = attribute(module, "torch", qualname(module, "torch"))
+    if is_patched(current):
         return
     if current is not torch:
-        raise shape.ShapeChanged(f"gdpo-verl CPU Megatron: {module.__name__}.torch is {current!r}, not torch")
-    shape.source_has(module, (fragment,), module.__name__)
+        raise ShapeChanged(f"gdpo-verl CPU Megatron: {module.__name__}.torch is {current!r}, not torch")
+    source_has(module, (fragment,), module.__name__)
     module.torch = CPU_TORCH
 
 

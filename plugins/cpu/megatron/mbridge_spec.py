@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ...patching import is_patched, mark
+from .pins import ShapeChanged, attribute, has_parameters, qualname, source_has
 
 SPEC_MODULE = "mbridge.core.llm_bridge"
 QWEN2_MODULE = "mbridge.models.qwen2"
@@ -27,36 +28,36 @@ LOCAL_NORMS = {
 
 
 def patch_layer_spec(module: ModuleType) -> None:
-    where = shape.qualname(module, "get_gpt_decoder_block_spec")
-    original = shape.attribute(module, "get_gpt_decoder_block_spec", where)
-    if shape.already(original):
+    where = qualname(module, "get_gpt_decoder_block_spec")
+    original = attribute(module, "get_gpt_decoder_block_spec", where)
+    if is_patched(original):
         return
-    bridge = shape.attribute(module, "LLMBridge", shape.qualname(module, "LLMBridge"))
-    getter = shape.attribute(bridge, "_get_transformer_layer_spec", "LLMBridge._get_transformer_layer_spec")
-    shape.source_has(getter, ("use_transformer_engine=True",), "mbridge LLMBridge._get_transformer_layer_spec")
-    shape.has_parameters(original, ("use_transformer_engine",), "megatron.core get_gpt_decoder_block_spec")
+    bridge = attribute(module, "LLMBridge", qualname(module, "LLMBridge"))
+    getter = attribute(bridge, "_get_transformer_layer_spec", "LLMBridge._get_transformer_layer_spec")
+    source_has(getter, ("use_transformer_engine=True",), "mbridge LLMBridge._get_transformer_layer_spec")
+    has_parameters(original, ("use_transformer_engine",), "megatron.core get_gpt_decoder_block_spec")
 
     @functools.wraps(original)
     def get_gpt_decoder_block_spec(*args, **kwargs):
         kwargs["use_transformer_engine"] = False
         return original(*args, **kwargs)
 
-    module.get_gpt_decoder_block_spec = shape.mark(get_gpt_decoder_block_spec)
+    module.get_gpt_decoder_block_spec = mark(get_gpt_decoder_block_spec)
 
 
 def patch_qwen2_names(module: ModuleType) -> None:
-    cls = shape.attribute(module, "Qwen2Bridge", shape.qualname(module, "Qwen2Bridge"))
-    if shape.already(cls.__dict__.get("_OTHER_MAPPING")):
+    cls = attribute(module, "Qwen2Bridge", qualname(module, "Qwen2Bridge"))
+    if is_patched(cls.__dict__.get("_OTHER_MAPPING")):
         return
     for local, (target, source, fused) in LOCAL_NORMS.items():
-        table = shape.attribute(cls, source, f"Qwen2Bridge.{source}")
+        table = attribute(cls, source, f"Qwen2Bridge.{source}")
         if fused not in table:
-            raise shape.ShapeChanged(
+            raise ShapeChanged(
                 f"gdpo-verl CPU Megatron: mbridge Qwen2Bridge.{source} has no '{fused}' (has {sorted(table)})"
             )
         # a copy on the Qwen2 class: the base class's maps, shared by every bridge, stay as they are
-        updated = _Mapping({**shape.attribute(cls, target, f"Qwen2Bridge.{target}"), local: list(table[fused])})
-        setattr(cls, target, shape.mark(updated))
+        updated = _Mapping({**attribute(cls, target, f"Qwen2Bridge.{target}"), local: list(table[fused])})
+        setattr(cls, target, mark(updated))
 
 
 class _Mapping(dict):

@@ -21,7 +21,9 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
+
+from ...patching import is_patched, mark
+from .pins import attribute, has_parameters, qualname, source_has
 
 MODULE = "megatron.core.optimizer.distrib_optimizer"
 CLIP_MODULES = ("megatron.core.optimizer.clip_grads", "megatron.core.optimizer.optimizer")
@@ -56,13 +58,13 @@ def cuda_type_names(tensors: Iterable[torch.Tensor]) -> Iterator[None]:
 
 def patch(module: ModuleType) -> None:
     """``DistributedOptimizer.__init__``: the optimizer's parameters carry CUDA type names while it is built."""
-    cls = shape.attribute(module, "DistributedOptimizer", shape.qualname(module, "DistributedOptimizer"))
+    cls = attribute(module, "DistributedOptimizer", qualname(module, "DistributedOptimizer"))
     where = f"{module.__name__}.DistributedOptimizer.__init__"
     original = cls.__init__
-    if shape.already(original):
+    if is_patched(original):
         return
-    shape.has_parameters(original, ("optimizer",), where)
-    shape.source_has(cls, (CHECK,), f"{module.__name__}.DistributedOptimizer")
+    has_parameters(original, ("optimizer",), where)
+    source_has(cls, (CHECK,), f"{module.__name__}.DistributedOptimizer")
     signature = inspect.signature(original)
 
     @functools.wraps(original)
@@ -72,17 +74,17 @@ def patch(module: ModuleType) -> None:
         with cuda_type_names(params):
             original(self, *args, **kwargs)
 
-    cls.__init__ = shape.mark(__init__)
+    cls.__init__ = mark(__init__)
 
 
 def patch_clip(module: ModuleType) -> None:
     """``clip_grad_by_total_norm_fp32`` (where defined and where imported): gradients carry CUDA type names."""
-    where = shape.qualname(module, "clip_grad_by_total_norm_fp32")
-    original = shape.attribute(module, "clip_grad_by_total_norm_fp32", where)
-    if shape.already(original):
+    where = qualname(module, "clip_grad_by_total_norm_fp32")
+    original = attribute(module, "clip_grad_by_total_norm_fp32", where)
+    if is_patched(original):
         return
-    shape.has_parameters(original, ("parameters",), where)
-    shape.source_has(original, (CLIP_CHECK,), where)
+    has_parameters(original, ("parameters",), where)
+    source_has(original, (CLIP_CHECK,), where)
     signature = inspect.signature(original)
 
     @functools.wraps(original)
@@ -94,4 +96,4 @@ def patch_clip(module: ModuleType) -> None:
         with cuda_type_names(p.grad for p in params):
             return original(*bound.args, **bound.kwargs)
 
-    module.clip_grad_by_total_norm_fp32 = shape.mark(clip_grad_by_total_norm_fp32)
+    module.clip_grad_by_total_norm_fp32 = mark(clip_grad_by_total_norm_fp32)

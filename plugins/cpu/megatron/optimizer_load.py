@@ -16,7 +16,8 @@ import functools
 import inspect
 from types import ModuleType
 
-from gdpo_verl_plugins import verl_shapes as shape
+from ...patching import is_patched, mark
+from .pins import attribute, has_parameters, qualname, source_has
 
 MODULE = "megatron.core.optimizer.distrib_optimizer"
 STEP_CHECK = "assert len(steps) == 1"
@@ -36,16 +37,16 @@ def init_state_without_moving(optimizer_wrapper) -> None:
 
 
 def patch(module: ModuleType) -> None:
-    cls = shape.attribute(module, "DistributedOptimizer", shape.qualname(module, "DistributedOptimizer"))
+    cls = attribute(module, "DistributedOptimizer", qualname(module, "DistributedOptimizer"))
     where = f"{module.__name__}.DistributedOptimizer.sharded_state_dict"
-    original = shape.attribute(cls, "sharded_state_dict", where)
-    if shape.already(original):
+    original = attribute(cls, "sharded_state_dict", where)
+    if is_patched(original):
         return
-    if shape.attribute(module, "HAVE_APEX_OR_TE", shape.qualname(module, "HAVE_APEX_OR_TE")):
+    if attribute(module, "HAVE_APEX_OR_TE", qualname(module, "HAVE_APEX_OR_TE")):
         return  # Apex / Transformer Engine optimizers keep their own step count: nothing to adjust
-    shape.has_parameters(original, ("is_loading",), where)
-    shape.source_has(cls.state_dict, (STEP_CHECK,), f"{module.__name__}.DistributedOptimizer.state_dict")
-    shape.attribute(cls, "_init_optimizer_states_with_dummy_values", f"{where} (its state initializer)")
+    has_parameters(original, ("is_loading",), where)
+    source_has(cls.state_dict, (STEP_CHECK,), f"{module.__name__}.DistributedOptimizer.state_dict")
+    attribute(cls, "_init_optimizer_states_with_dummy_values", f"{where} (its state initializer)")
     signature = inspect.signature(original)
 
     @functools.wraps(original)
@@ -54,4 +55,4 @@ def patch(module: ModuleType) -> None:
             init_state_without_moving(self)
         return original(self, *args, **kwargs)
 
-    cls.sharded_state_dict = shape.mark(sharded_state_dict)
+    cls.sharded_state_dict = mark(sharded_state_dict)

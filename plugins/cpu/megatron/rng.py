@@ -16,8 +16,10 @@ import functools
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
-from gdpo_verl_plugins.cpu.megatron import device
+
+from ...patching import is_patched, mark
+from .device import swap_torch
+from .pins import attribute, has_parameters, qualname, source_has
 
 MODULE = "megatron.core.tensor_parallel.random"
 
@@ -28,7 +30,7 @@ def _cpu_get_rng_state(original):
         state = torch.get_rng_state()
         return state.clone() if clone else state
 
-    return shape.mark(_get_cuda_rng_state)
+    return mark(_get_cuda_rng_state)
 
 
 def _cpu_set_rng_state(original):
@@ -36,18 +38,18 @@ def _cpu_set_rng_state(original):
     def _set_cuda_rng_state(new_state: torch.Tensor, device=-1, graph_safe: bool = False) -> None:
         torch.set_rng_state(new_state)
 
-    return shape.mark(_set_cuda_rng_state)
+    return mark(_set_cuda_rng_state)
 
 
 def patch(module: ModuleType) -> None:
     for name in ("_get_cuda_rng_state", "_set_cuda_rng_state"):
-        fn = shape.attribute(module, name, shape.qualname(module, name))
-        if not shape.already(fn):
-            shape.has_parameters(fn, ("device", "graph_safe"), shape.qualname(module, name))
-    tracker = shape.attribute(module, "CudaRNGStatesTracker", shape.qualname(module, "CudaRNGStatesTracker"))
-    shape.source_has(tracker, ("torch.cuda.get_rng_state()", "torch.cuda.manual_seed(seed)"), tracker.__qualname__)
-    if not shape.already(module._get_cuda_rng_state):
+        fn = attribute(module, name, qualname(module, name))
+        if not is_patched(fn):
+            has_parameters(fn, ("device", "graph_safe"), qualname(module, name))
+    tracker = attribute(module, "CudaRNGStatesTracker", qualname(module, "CudaRNGStatesTracker"))
+    source_has(tracker, ("torch.cuda.get_rng_state()", "torch.cuda.manual_seed(seed)"), tracker.__qualname__)
+    if not is_patched(module._get_cuda_rng_state):
         module._get_cuda_rng_state = _cpu_get_rng_state(module._get_cuda_rng_state)
-    if not shape.already(module._set_cuda_rng_state):
+    if not is_patched(module._set_cuda_rng_state):
         module._set_cuda_rng_state = _cpu_set_rng_state(module._set_cuda_rng_state)
-    device.swap_torch(module, "torch.cuda.manual_seed(")
+    swap_torch(module, "torch.cuda.manual_seed(")

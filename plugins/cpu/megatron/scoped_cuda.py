@@ -21,7 +21,9 @@ import threading
 from types import ModuleType
 
 import torch
-from gdpo_verl_plugins import verl_shapes as shape
+
+from ...patching import is_patched, mark
+from .pins import attribute, qualname, source_has
 
 # module -> (owner of the function: "" for the module itself, function name, source fragment it must still contain)
 SITES: dict[str, tuple[str, str, str]] = {
@@ -63,16 +65,16 @@ def cuda_stays_on_cpu():
 
 def patch(module: ModuleType) -> None:
     owner_name, name, fragment = SITES[module.__name__]
-    owner = shape.attribute(module, owner_name, shape.qualname(module, owner_name)) if owner_name else module
-    where = shape.qualname(module, f"{owner_name}.{name}" if owner_name else name)
-    original = shape.attribute(owner, name, where)
-    if shape.already(original):
+    owner = attribute(module, owner_name, qualname(module, owner_name)) if owner_name else module
+    where = qualname(module, f"{owner_name}.{name}" if owner_name else name)
+    original = attribute(owner, name, where)
+    if is_patched(original):
         return
-    shape.source_has(original, (fragment,), where)
+    source_has(original, (fragment,), where)
 
     @functools.wraps(original)
     def call_on_cpu(*args, **kwargs):
         with cuda_stays_on_cpu():
             return original(*args, **kwargs)
 
-    setattr(owner, name, shape.mark(call_on_cpu))
+    setattr(owner, name, mark(call_on_cpu))
