@@ -206,25 +206,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"gdpo-verl doctor: the overrides given do not make a valid config: {e}", file=sys.stderr)
             return 2
         sandbox = sandbox or from_config
-    driver = {dist: node_probe._version(dist) for dist in node_probe.DISTS}
-    print(f"driver: gdpo-verl {driver[node_probe.PLUGIN_DIST]}, verl {driver['verl']}, ray {driver['ray']}")
+    driver = {dist: node_probe.installed_version(dist) for dist in node_probe.DISTS}
+    if not args.quiet:
+        print(f"driver: gdpo-verl {driver[node_probe.PLUGIN_DIST]}, verl {driver['verl']}, ray {driver['ray']}")
     try:
         results = _probe_every_node(args.ray_address, list(args.backend), sandbox, args.timeout)
     except ConnectionError as e:
         print(f"gdpo-verl doctor: {e} (run it on a node of the cluster, or use a ray:// address)", file=sys.stderr)
         return 2
+    if not results:
+        print(f"PROBLEM: the Ray cluster at {args.ray_address} has no alive node")
+        return 1
     seen = Counter(sandbox_text(f["sandbox"]) for _, f in results if "sandbox" in f)
     usual = seen.most_common(1)[0][0] if len(seen) > 1 else None
     bad = 0
     for i, (node, facts) in enumerate(results):
         problems = node_problems(facts, driver, sandbox, allow_weak, usual)
         bad += bool(problems)
-        print(node_line(i, node, facts, problems, _is_head(node)), flush=True)
+        if problems or not args.quiet:
+            print(node_line(i, node, facts, problems, _is_head(node)), flush=True)
     checked = "plugin, estimator, reward manager" + (", sandbox" if sandbox else "") + (
         f", backend {'/'.join(args.backend)}" if args.backend else ""
     )
     if bad:
         print(f"PROBLEM: {bad} of {len(results)} nodes differ ({checked})")
         return 1
-    print(f"OK: all {len(results)} nodes agree ({checked})")
+    if not args.quiet:
+        print(f"OK: all {len(results)} nodes agree ({checked})")
     return 0

@@ -20,7 +20,7 @@ PLUGIN_DIST = "gdpo-verl"
 SANDBOX_INFO = "import json; from gdpo_verl.rewards.sandbox import describe; print(json.dumps(describe()))"
 
 
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -42,7 +42,7 @@ def probe(backends: list[str], sandbox: bool, timeout_s: float = 300.0) -> dict:
     facts: dict = {
         "host": socket.gethostname(),
         "python": sys.executable,
-        "versions": {dist: _version(dist) for dist in DISTS},
+        "versions": {dist: installed_version(dist) for dist in DISTS},
         "env": {k: os.environ[k] for k in ("VERL_USE_EXTERNAL_PLUGINS", "GDPO_VERL_CPU") if k in os.environ},
     }
     if facts["versions"][PLUGIN_DIST] is None:
