@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, entry_points, requires, version
 
+from gdpo_verl import cluster_doctor
 from gdpo_verl.check.backend import BACKENDS, MBRIDGE, MEGATRON_BRIDGE, NVIDIA_APEX, Module, normalize, verl_pins
 
 # The CPU install (scripts/install_cpu.sh --megatron) pins these outside the package metadata: the CPU adjustments in
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="import what this backend needs, say what each missing optional package costs (repeatable)",
     )
+    cluster_doctor.add_arguments(parser)  # --ray-address: every node of a cluster
 
 
 @dataclass
@@ -243,6 +245,8 @@ def render(what: str, problems: Sequence[str], notes: Sequence[str], lines: Sequ
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray_address or args.overrides or args.code_rewards:  # every node of a cluster: cluster_doctor.py
+        return cluster_doctor.run(args)
     node = check_node(args.backend) if args.backend else None
     with quiet_imports() as captured:
         lines, problems = plugin_report()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from gdpo_verl.quickstart import assets, command, console, display, output_folder, report, runner, tasks
+from gdpo_verl.quickstart import assets, cluster, command, console, display, output_folder, report, runner, tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra verl Hydra overrides, applied last (after `--`), e.g. -- trainer.logger=[console]",
     )
+    cluster.add_arguments(parser)  # --nodes, --ray-address
 
 
 def _config(args: argparse.Namespace, out: Path) -> command.RunConfig:
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(args, out)
     try:
         command.backend_overrides(cfg.backend, cfg.tp, cfg.pp)
+        cluster.check_args(args, cfg)
         output_folder.check(out, args.overwrite, args.resume)
     except ValueError as exc:
         if not (args.dry_run and isinstance(exc, output_folder.FolderError) and out.is_dir()):
@@ -130,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             "run `bash scripts/install_cpu.sh --megatron`"
         )
     verl = command.build(cfg, assets.locate(out / "assets"))
+    if cluster.requested(args):  # several Ray nodes: gdpo_verl/quickstart/cluster.py
+        verl = cluster.preview(args, cfg, assets.locate(out / "assets"))
     checked_at = time.monotonic()
     problems = check_command(list(verl.argv[3:]))
     check_s = time.monotonic() - checked_at
@@ -163,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  starting verl (Ray, workers, model); full log: {out / 'verl.log'}", flush=True)
     progress = display.Progress(cfg, args.verbose)
     try:
-        result = runner.run(verl, out / "verl.log", progress, args.timeout)
+        if cluster.requested(args):
+            result = cluster.run(args, cfg, assets.locate(out / "assets"), out / "verl.log", progress)
+        else:
+            result = runner.run(verl, out / "verl.log", progress, args.timeout)
     finally:
         progress.close()
     if result.stopped in (runner.BROKEN_PIPE, "SIGHUP"):

@@ -20,6 +20,10 @@ OUTPUTS = (
     "summary.json",
     "curves.png",
     "command.txt",
+    # --nodes / --ray-address (gdpo_verl/quickstart/cluster.py): the local cluster's Ray folder and log, placements
+    "ray",
+    "ray_cluster.log",
+    "placements.json",
 )
 # What a resumed run starts anew (verl's file logger truncates metrics.jsonl): the previous ones are set aside.
 RESTARTED = ("metrics.jsonl", "verl.log", "summary.json")
