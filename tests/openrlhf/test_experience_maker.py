@@ -144,15 +144,15 @@ def _verl_path(rows, mask_by_position, batch_norm="sample"):
 
     mask = torch.nn.utils.rnn.pad_sequence(mask_by_position, batch_first=True).float()
     columns = {k: np.array([row[j] for row in rows], dtype=object) for j, k in enumerate(KEYS)}
-    metrics_bridge.pop()
-    adv, _ = compute_gdpo_outcome_advantage(
-        torch.zeros_like(mask),
-        mask,
-        index=np.array([f"uid{i // N}" for i in range(len(rows))], dtype=object),
-        config={"gdpo_reward_keys": list(KEYS), "gdpo": {"batch_norm": batch_norm}},
-        non_tensor_batch=columns,
-    )
-    return adv, metrics_bridge.pop()
+    with metrics_bridge.collect() as figures:
+        adv, _ = compute_gdpo_outcome_advantage(
+            torch.zeros_like(mask),
+            mask,
+            index=np.array([f"uid{i // N}" for i in range(len(rows))], dtype=object),
+            config={"gdpo_reward_keys": list(KEYS), "gdpo": {"batch_norm": batch_norm}},
+            non_tensor_batch=columns,
+        )
+    return adv, figures
 
 
 def _by_position(experiences, field):
