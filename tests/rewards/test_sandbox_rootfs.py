@@ -16,6 +16,7 @@ import pytest
 from code_group import FOUND, GT, HONEST, SCAN, TOKEN, check_group, score_group
 
 from gdpo_verl.rewards.sandbox import describe, isolation_mode, run_cases, run_python
+from gdpo_verl.rewards.sandbox.launcher import PACKAGES_DIR
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -129,6 +130,10 @@ def test_named_packages_and_only_those_are_importable():
     (ok,) = run_cases(use, "script", [{"stdin": ""}], packages=("numpy",))
     assert ok.stdout == "6\n", ok.stderr
     site = os.path.dirname(os.path.dirname(importlib.util.find_spec("numpy").origin))
-    show = f"import os, json\nprint(json.dumps(os.listdir({site!r})))"
+    show = (
+        f"import os, json\nprint(json.dumps([os.path.exists({site!r}), sorted(os.listdir({PACKAGES_DIR!r}))]))"
+    )
     (listing,) = run_cases(show, "script", [{"stdin": ""}], packages=("numpy",))
-    assert set(json.loads(listing.stdout)) <= {"numpy", "numpy.libs"}, listing.stdout + listing.stderr
+    site_visible, bound = json.loads(listing.stdout)
+    # the named package (and its vendored libraries) under PACKAGES_DIR, nothing else of the host's site-packages
+    assert not site_visible and set(bound) <= {"numpy", "numpy.libs"} and "numpy" in bound, listing.stdout

@@ -121,12 +121,26 @@ def package_view(names: list[str]) -> tuple[list[str], list[str], list[str]]:
     return dirs, files, roots
 
 
+PACKAGES_DIR = "/sandbox-packages"  # where the packages named in ``sandbox_packages`` appear inside the sandbox
+STAGING_POINTS = ("/tmp", "/mnt", "/media", "/srv", "/var/tmp", "/opt", "/run")
+
+
+def staging_point(sources: list[str]) -> str:
+    """The first existing directory of ``STAGING_POINTS`` that is no ancestor of a bound path."""
+    for d in STAGING_POINTS:
+        if os.path.isdir(d) and not os.path.islink(d) and not any(_under(src, d) for src in sources):
+            return d
+    raise OSError(f"sandbox: every directory of {STAGING_POINTS} holds a path the sandbox binds; cannot build its root")
+
+
 def enter_new_root(packages: list[str]) -> list[str]:
     """Move this process (and its mount namespace) into the minimal root; return what is bound."""
     dirs, files, hidden = root_view()
-    pkg_dirs, pkg_files, pkg_roots = package_view(packages)
+    pkg_dirs, pkg_files, _ = package_view(packages)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    new = "/tmp"  # a mount point in this namespace only: the host's /tmp is not touched
+    # the new root is built on a tmpfs mounted in this namespace only (the host's directory is not touched), at a
+    # directory that holds none of the bound paths: a tmpfs there would hide them (e.g. a virtualenv under /tmp)
+    new = staging_point(dirs + files + hidden + pkg_dirs + pkg_files)
     _tmpfs(new, 4, 4096, "755")
     for name in os.listdir("/"):  # merged-/usr links (/lib -> usr/lib), so that library paths resolve
         if os.path.islink("/" + name):
@@ -144,8 +158,11 @@ def enter_new_root(packages: list[str]) -> list[str]:
         _mount(None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     for h in hidden:
         _tmpfs(new + h, 1, 64, "755")
-    for src in pkg_dirs + pkg_files:  # possibly inside a hidden directory: bound before it turns read-only
-        dst = new + src
+    # the named packages under PACKAGES_DIR, away from where they live: a virtualenv under /tmp would be hidden by
+    # each case's own /tmp (a package and its vendored ``<name>.libs`` stay siblings, as their RPATHs expect)
+    packages_bound = {src: f"{PACKAGES_DIR}/{os.path.basename(src)}" for src in pkg_dirs + pkg_files}
+    for src, where in packages_bound.items():
+        dst = new + where
         if src in pkg_dirs:
             os.makedirs(dst, mode=0o755, exist_ok=True)
         else:
@@ -162,7 +179,7 @@ def enter_new_root(packages: list[str]) -> list[str]:
             open(f"{new}/dev/{d}", "w").close()  # noqa: SIM115
             _mount("/dev/" + d, f"{new}/dev/{d}", None, _MS_BIND)
     for d in ("/proc", "/tmp", "/dev/shm", "/.old"):
-        os.makedirs(new + d, mode=0o755)
+        os.makedirs(new + d, mode=0o755, exist_ok=True)
     nr = _SYS_PIVOT_ROOT.get(platform.machine())
     if nr is None:
         raise OSError(f"pivot_root: unknown syscall number on {platform.machine()}")
@@ -177,8 +194,8 @@ def enter_new_root(packages: list[str]) -> list[str]:
         _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     _mount(None, "/", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     keep = [p for p in sys.path if any(_under(os.path.realpath(p), d) for d in dirs) and os.path.isdir(p)]
-    sys.path[:] = keep + [r for r in dict.fromkeys(pkg_roots) if r not in keep]
-    return dirs + pkg_dirs + pkg_files
+    sys.path[:] = keep + ([PACKAGES_DIR] if packages_bound else [])
+    return dirs + list(packages_bound.values())
 
 
 class Server:
