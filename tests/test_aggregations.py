@@ -370,3 +370,25 @@ def test_group_variance_keeps_the_weights_of_a_flat_group():
 def test_a_zero_weight_reward_never_conflicts():
     _, m = _agg("gdpo", [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], [0, 0, 1, 1], (1.0, 0.0))
     assert m["gdpo/conflict/a__b"] == 0.0
+
+
+def test_user_aggregation_dtype_and_kept_as_numbers():
+    from gdpo_verl.aggregations import AggregationOutput
+
+    r, index, lengths, _ = batch(3)
+    with pytest.raises(AggregationError) as err:
+        compute_gdpo(r, index, lengths, _user(lambda r, g, a, c: (a @ c.weights).to(torch.complex128)))
+    assert (
+        str(err.value) == "aggregation 'gdpo_user_aggs_test:fn' returned dtype torch.complex128, expected a real dtype"
+    )
+    as_ints = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=(torch.arange(96) % 2 == 0).long()))
+    as_bools = _user(lambda r, g, a, c: AggregationOutput(a @ c.weights, kept=torch.arange(96) % 2 == 0))
+    torch.testing.assert_close(
+        compute_gdpo(r, index, lengths, as_ints)[0], compute_gdpo(r, index, lengths, as_bools)[0]
+    )
+
+
+def test_conflict_share_of_a_singleton_group_is_one():
+    # the singleton's advantages are 0: it never conflicts and its group keeps all (1 of 1) -> factor 1
+    _, m = _agg("conflict", [[1, 0], [0, 1], [1, 1]], [0, 0, 1])
+    assert (m["gdpo/a/weight"], m["gdpo/b/weight"]) == pytest.approx((1 / 3, 1 / 3))

@@ -13,6 +13,10 @@ from gdpo_verl.config import GDPOConfig, GDPOConfigError
 K = ["fmt", "acc"]
 CASES = [
     (
+        {"gdpo_reward_keys": K, "gdpo": {"aggregation": "os:path:join"}},
+        "algorithm.gdpo.aggregation='os:path:join': aggregation 'os:path:join': cannot load 'path:join' from 'os': module 'os' has no attribute 'path:join'",
+    ),
+    (
         {"gdpo_reward_keys": K, "gdpo_reward_weights": [float("nan"), float("-inf")]},
         "algorithm.gdpo_reward_weights must be finite; got fmt=nan, acc=-inf",
     ),
