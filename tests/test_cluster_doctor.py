@@ -129,8 +129,8 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
     from gdpo_verl.quickstart import cluster
 
     stand_in = tmp_path / "stand_in"
-    (stand_in / "flash_attn").mkdir(parents=True)
-    (stand_in / "flash_attn" / "__init__.py").write_text('"""importable stand-in"""\n')
+    (stand_in / "mbridge").mkdir(parents=True)  # a broken package on one node, shadowing the installed one
+    (stand_in / "mbridge" / "__init__.py").write_text('raise ImportError("stand-in: mbridge is broken on this node")\n')
     other = {"GDPO_SANDBOX_NO_NAMESPACES": "1", "PYTHONPATH": str(stand_in)}
     node_env = [{}, {"VERL_USE_EXTERNAL_PLUGINS": "none"}, other]
     folder, fresh = cluster.ray_tmpdir(tmp_path)
@@ -147,7 +147,7 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
                     text=True,
                     timeout=600,
                 )
-                for extra in (["--backend", "fsdp2"], code)
+                for extra in (["--backend", "megatron"], code)
             )
             head, no_plugin, weak = local.node_ids
         assert local.alive_pids() == []
@@ -159,12 +159,12 @@ def test_doctor_on_a_local_cluster_names_the_nodes_that_differ(tmp_path):
         (found,) = [x for x in proc.stdout.splitlines() if f" {node_id[:8]} " in x]
         return found
 
-    # --backend fsdp2, no code rewards: flash_attn imports on the node with the stand-in only; the node without the
-    # plugin differs for that too.
+    # --backend megatron, no code rewards: mbridge fails to import on the node with the broken stand-in only; the node
+    # without the plugin differs for that.
     assert plain.returncode == 1, plain.stdout + plain.stderr
-    assert line(plain, weak).endswith(": OK")
-    no_flash = "fsdp2: `import flash_attn` fails"
-    assert no_flash in line(plain, head) and no_flash in line(plain, no_plugin)
+    assert line(plain, head).endswith(": OK")
+    no_bridge = "megatron: `import mbridge` fails"
+    assert no_bridge in line(plain, weak) and no_bridge not in line(plain, no_plugin)
     assert "gdpo -> verl.trainer.ppo.core_algos" in line(plain, no_plugin)
     assert "VERL_USE_EXTERNAL_PLUGINS='none' keeps verl from loading gdpo_verl" in line(plain, no_plugin)
     assert "PROBLEM: 2 of 3 nodes differ" in plain.stdout

@@ -296,7 +296,9 @@ MUTATIONS: list[tuple[str, list[str], dict[str, str], str, str]] = [
     ("missing '+' on a plugin key", ["algorithm.gdpo.batch_norm=token"], {}, "unknown-key", "error"),
     ("DAPO metric not emitted", ["algorithm.filter_groups.metric=seq_reward"], {}, "dapo", "error"),
     ("DAPO on the summed reward", ["algorithm.filter_groups.metric=reward"], {}, "dapo", "warn"),
-    ("mini-batch does not divide batch", ["actor_rollout_ref.actor.ppo_mini_batch_size=96"], {}, "batch", "error"),
+    # legal in verl 0.9.1 (the V1 trainer pads to a multiple of mini-batch x n): a warning with the padding count
+    ("mini-batch does not divide batch", ["actor_rollout_ref.actor.ppo_mini_batch_size=96"], {}, "padding", "warn"),
+    ("mini-batch above the batch", ["actor_rollout_ref.actor.ppo_mini_batch_size=100000"], {}, "batch", "error"),
     ("verl built-in gdpo on V1", ["+algorithm.gdpo.impl=verl"], {}, "gdpo", "error"),
     # consequences (what the run would silently do)
     ("top_k=1 makes a group's responses identical", ["actor_rollout_ref.rollout.top_k=1"], {}, "sampling", "error"),

@@ -156,7 +156,7 @@ def plan(recipe: Sequence[str], out: Path) -> tuple[Plan, list[str]]:
     """(the rehearsal's plan, what it says about itself) for the recipe's composed argument list."""
     from omegaconf import OmegaConf
 
-    from gdpo_verl.quickstart.runner import CPU_OVERRIDES, MEGATRON_OVERRIDES
+    from gdpo_verl.quickstart.command import CPU_OVERRIDES, MEGATRON_OVERRIDES
 
     cfg = Composer().compose(recipe).cfg
     if cfg is None:
