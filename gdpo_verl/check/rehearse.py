@@ -225,10 +225,10 @@ def plan(recipe: Sequence[str], out: Path) -> tuple[Plan, list[str]]:
 
 def environment(out: Path) -> dict[str, str]:
     """The quickstart's environment for a CPU verl run (offline hub, CPU mode on)."""
-    from gdpo_verl.quickstart.runner import RunConfig
-    from gdpo_verl.quickstart.runner import environment as cpu_environment
+    from gdpo_verl.quickstart.command import RunConfig
+    from gdpo_verl.quickstart.command import environment as cpu_environment
 
-    return {**cpu_environment(RunConfig(out=out)), "GDPO_VERL_CPU": "1"}
+    return {**os.environ, **cpu_environment(RunConfig(out=out)), "GDPO_VERL_CPU": "1"}
 
 
 def _run(args: list[str], log: Path, timeout_s: float) -> tuple[int, float, list[str]]:
@@ -255,9 +255,9 @@ def _run(args: list[str], log: Path, timeout_s: float) -> tuple[int, float, list
 
 def _steps(lines: list[str]) -> dict[int, dict[str, float]]:
     """step -> the metrics verl's console logger printed for it."""
-    from gdpo_verl.quickstart.runner import parse_console
+    from gdpo_verl.quickstart.console import parse_step
 
-    return dict(parsed for line in lines if (parsed := parse_console(line)) is not None)
+    return dict(parsed for line in lines if (parsed := parse_step(line)) is not None)
 
 
 def _missing_rewards(metrics: dict[str, float]) -> list[str]:
