@@ -24,7 +24,7 @@ from typing import Any
 
 from gdpo_verl.check.compose import Composer, _override_key
 from gdpo_verl.check.parallel import ModelShape, known_model_shape, load_model_shape
-from gdpo_verl.quickstart.assets import CHAT_TEMPLATE, SPECIAL_TOKENS
+from gdpo_verl.quickstart.assets import train_tokenizer
 
 PROMPTS, MAX_N, RESPONSE_TOKENS = 2, 4, 16
 # One synthetic row per suite, in the schema of scripts/prepare_*.py (used when the recipe's data is not here).
@@ -111,31 +111,12 @@ def _suite(args: Sequence[str]) -> str:
 
 def _build_model(out: Path, rows: list[dict], shape: dict[str, int], family: str, max_len: int) -> None:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
 
-    texts = [json.dumps(r, default=str) for r in rows]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte: any text round-trips
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>"],
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(out)
+    fast = train_tokenizer(out, [json.dumps(r, default=str) for r in rows], 512, every_byte=True)
     eos, pad = fast.convert_tokens_to_ids("<|im_end|>"), fast.pad_token_id
     config = AutoConfig.for_model(
         family,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -50,14 +51,23 @@ def _corpus(seed: int, n: int = 2000) -> list[str]:
 
 def build_tokenizer(out: Path, seed: int = 0):
     """Train and save a byte-level BPE tokenizer with a chat template; returns the loaded HF tokenizer."""
+    return train_tokenizer(out, _corpus(seed), VOCAB_SIZE)
+
+
+def train_tokenizer(out: Path, texts: Sequence[str], vocab_size: int, every_byte: bool = False):
+    """A byte-level BPE trained on ``texts``, with the chat template and special tokens, saved to ``out``.
+    ``every_byte``: the alphabet holds all 256 bytes (any text round-trips), not only those ``texts`` use."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
-    tok.train_from_iterator(_corpus(seed), trainer=trainer)
+    alphabet = {"initial_alphabet": pre_tokenizers.ByteLevel.alphabet()} if every_byte else {}
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False, **alphabet
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
