@@ -6,7 +6,7 @@
 #   QUICKSTART_ARGS="..."  extra `gdpo-verl quickstart` options for every run (e.g. "--batch-size 8 --n 8 --lr 1e-2")
 #   OVERRIDES="..."        extra verl overrides for every run (e.g. "actor_rollout_ref.actor.ppo_epochs=4")
 # Arms: grpo; gdpo; gdpo_cond (the task's second reward counts only when its first is 1, paper Eq. 8);
-#   saturation and conflict (+algorithm.gdpo.aggregation=<arm>, default options; docs/aggregations.md).
+#   saturation, cv and conflict (+algorithm.gdpo.aggregation=<arm>, default options; docs/aggregations.md).
 # Seed-major order; a finished run (summary.json with returncode 0) is kept, so an interrupted study resumes (an
 # unfinished run is replaced: --overwrite).
 set -euo pipefail
@@ -27,8 +27,8 @@ arm_override() {  # the arm's own verl override (none for grpo and gdpo)
   case "$1" in
     grpo | gdpo) ;;
     gdpo_cond) echo "$cond" ;;
-    saturation | conflict) echo "+algorithm.gdpo.aggregation=$1" ;;
-    *) echo "unknown arm $1 (grpo gdpo gdpo_cond saturation conflict)" >&2; return 2 ;;
+    saturation | cv | conflict) echo "+algorithm.gdpo.aggregation=$1" ;;
+    *) echo "unknown arm $1 (grpo gdpo gdpo_cond saturation cv conflict)" >&2; return 2 ;;
   esac
 }
 for arm in $arms; do arm_override "$arm" > /dev/null; done
