@@ -8,8 +8,13 @@ gdpo_verl) and run on fixed random batches, verl-style (token rewards, response 
 - GD²PO (arXiv 2606.16771): github.com/Qwen-Applications/GD2PO @ f1ad765bc9a330e6cf387f95e9c1e5a6c4bb2d02,
   tool-calling/verl/trainer/ppo/ray_trainer.py (_get_mixed_sign_conflict_mask, _compute_gdpo_group_keep_ratio,
   _apply_gdpo_keep_mask, the ``GDPO_Filter_GroupRatio`` branch and _compute_gdpo_ratio_conflict_advantages).
+- SA-MRPO (arXiv 2608.16072): NVIDIA's reference implementation, "SA-GDPO" in github.com/NVlabs/GDPO @
+  41f74c53a640a743d0b37d23cbc14d4e9c431669, trl-GDPO/trl-0.18.0-gdpo/trl/trainer/grpo_trainer.py
+  (_generate_and_score_completions, the ``apply_sa_gdpo`` branch) and trl/trainer/grpo_config.py
+  (``sa_gdpo_gamma`` default 1.0, ``reward_mins`` / ``reward_maxs``).
 
-Our side runs with ``batch_norm=token`` and ``eps_batch=1e-4`` (so rsqrt(var + eps^2) is their rsqrt(var + 1e-8)).
+Our side runs with ``batch_norm=token`` and ``eps_batch=1e-4`` (so rsqrt(var + eps^2) is their rsqrt(var + 1e-8))
+for the two verl ports, and with the sample batch step and ``eps_group = eps_batch = 1e-4`` for the trl port.
 """
 
 from __future__ import annotations
@@ -96,6 +101,24 @@ def gd2po(reward_tokens, response_mask, index, ratio_threshold=None):
     return masked_whiten(filtered, whiten_mask) * whiten_mask, keep
 
 
+def sa_gdpo(rewards, num_generations, reward_weights, reward_mins, reward_maxs, gamma):
+    """NVIDIA's SA-GDPO: per-reward group z-scores (std + 1e-4), weights times (1 - batch saturation)^gamma, then
+    the batch-wise normalization (std + 1e-4). Rollouts are ordered group by group, ``num_generations`` each."""
+    filtered = torch.nan_to_num(rewards)
+    per_reward = []
+    for i in range(len(reward_weights)):
+        reward_i = filtered[:, i]
+        mean = reward_i.view(-1, num_generations).mean(dim=1).repeat_interleave(num_generations, dim=0)
+        std = reward_i.view(-1, num_generations).std(dim=1).repeat_interleave(num_generations, dim=0)
+        per_reward.append((reward_i - mean) / (std + 1e-4))
+    combined = torch.stack(per_reward, dim=1)
+    reward_ranges = (reward_maxs - reward_mins).clamp_min(1e-4)
+    saturation = ((filtered.mean(dim=0) - reward_mins) / reward_ranges).clamp(0.0, 1.0)
+    dynamic = reward_weights * ((1.0 - saturation) ** gamma)
+    pre_bn = (combined * dynamic.unsqueeze(0)).nansum(dim=1)
+    return (pre_bn - pre_bn.mean()) / (pre_bn.std() + 1e-4), dynamic
+
+
 # --- fixed random batches --------------------------------------------------------------------------------------------
 def make_batch(seed: int, n_groups: int = 16, g: int = 8):
     gen = torch.Generator().manual_seed(seed)
@@ -140,6 +163,57 @@ def test_cv_reproduces_saw(seed):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     assert m["gdpo/correctness/weight"] == pytest.approx(w_corr, abs=1e-9)
     assert m["gdpo/format/weight"] == pytest.approx(w_fmt, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gamma", [1.0, 0.5, 2.0])
+def test_saturation_reproduces_nvidia_sa_gdpo(seed, gamma):
+    comps, lengths, _, index = make_batch(seed)
+    weights = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
+    mins = torch.tensor([-3.0, 0.0, 0.0], dtype=torch.float64)
+    maxs = torch.tensor([3.0, 1.0, 1.0], dtype=torch.float64)
+    want, dynamic = sa_gdpo(comps, 8, weights, mins, maxs, gamma)
+    cfg = GDPOConfig.from_algorithm(
+        {
+            "gdpo_reward_keys": ["correctness", "format", "extra"],
+            "gdpo_reward_weights": weights.tolist(),
+            "gdpo": {
+                "aggregation": "saturation",
+                "aggregation_args": {"gamma": gamma, "ranges": {"correctness": [-3, 3]}},
+                "eps_group": 1e-4,
+                "eps_batch": 1e-4,
+            },
+        }
+    )
+    got, m = compute_gdpo(comps, index, lengths, cfg)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    for key, w in zip(["correctness", "format", "extra"], dynamic.tolist(), strict=True):
+        assert m[f"gdpo/{key}/weight"] == pytest.approx(w, abs=1e-9)
+
+
+def test_saturation_default_gamma_is_the_reference_codes():
+    comps, lengths, _, index = make_batch(0)
+    base = {"gdpo_reward_keys": ["correctness", "format"], "gdpo": {"aggregation": "saturation"}}
+    args = {"ranges": {"correctness": [-3, 3]}}
+    default = compute_gdpo(
+        comps[:, :2],
+        index,
+        lengths,
+        GDPOConfig.from_algorithm({**base, "gdpo": {**base["gdpo"], "aggregation_args": args}}),
+    )[0]
+    explicit = compute_gdpo(
+        comps[:, :2],
+        index,
+        lengths,
+        GDPOConfig.from_algorithm({**base, "gdpo": {**base["gdpo"], "aggregation_args": {**args, "gamma": 1.0}}}),
+    )[0]
+    other = compute_gdpo(
+        comps[:, :2],
+        index,
+        lengths,
+        GDPOConfig.from_algorithm({**base, "gdpo": {**base["gdpo"], "aggregation_args": {**args, "gamma": 2.0}}}),
+    )[0]
+    assert torch.equal(default, explicit) and not torch.allclose(default, other)
 
 
 def test_cv_of_a_signed_reward_is_taken_after_its_range_shift():
@@ -233,3 +307,13 @@ def test_group_variance_says_it_is_an_unverified_reading(caplog):
         "GDPO aggregation 'group_variance' is an unverified reading: DVAO (arXiv 2605.25604): no public code and the "
         "paper's equations were not at hand (docs/aggregations.md)"
     ]
+
+
+def test_only_group_variance_is_announced_as_unverified(caplog):
+    estimator._runs.clear()
+    estimator._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="gdpo_verl"):
+        for aggregation in ("saturation", "cv", "conflict", "gdpo"):
+            cfg = GDPOConfig.from_algorithm({"gdpo_reward_keys": ["a", "b"], "gdpo": {"aggregation": aggregation}})
+            compute_gdpo(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), [0, 0], torch.ones(2), cfg)
+    assert not [r for r in caplog.records if "unverified" in r.getMessage()]
