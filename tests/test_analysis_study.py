@@ -69,3 +69,52 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     write_run(tmp_path, "gdpo", 0, [])
     with pytest.raises(AnalysisError, match="rollout dump is empty"):
         study.load_run(tmp_path / "gdpo" / "seed0")
+
+
+def write_metrics_jsonl(run: Path, steps: int) -> None:
+    lines = [
+        {"step": s, "data": {"gdpo/correct/weight": 0.5 + s, "gdpo/impl": 1, "actor/entropy": 4.0 - s, "critic/x": 1.0}}
+        for s in range(1, steps + 1)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_data_files_recompute_the_same_tables(tmp_path, capsys):
+    root = tmp_path / "study"
+    for seed, (a, b) in enumerate([(0.1, 0.9), (0.2, 0.8), (0.0, 0.7)]):
+        write_metrics_jsonl(write_run(root, "gdpo", seed, [a] * 3 + [b] * 2 + [1 / 3]), 6)
+        write_metrics_jsonl(write_run(root, "grpo", seed, [a] * 6), 6)
+    data = tmp_path / "data"
+    assert main(["analyze", "study", str(root), "--data", str(data)]) == 0
+    from_runs = capsys.readouterr().out
+    assert main(["analyze", "study", str(data / "curves.csv")]) == 0
+    assert capsys.readouterr().out == from_runs  # every table, to the last digit
+    runs = study.read_curves(data / "curves.csv")
+    assert runs["gdpo"][0] == study.load_run(root / "gdpo" / "seed0")  # every value, at full precision
+    lines = (data / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "arm,seed,step,actor/entropy,gdpo/correct/weight"  # kept metrics only; gdpo/impl is a label
+    assert lines[1] == "gdpo,0,1,3.0,1.5" and len(lines) == 1 + 6 * 6
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("arm,seed,step\n", "not a curves file"),
+        ("arm,seed,step,correct\ngdpo,zero,1,0.5\n", r":2: expected arm,int seed,int step"),
+        ("arm,seed,step,correct\ngdpo,0,1,0.5,0.2\n", r":2: 2 values for 1 keys"),
+        ("arm,seed,step,correct\n", "no rows"),
+    ],
+)
+def test_a_bad_curves_file_is_a_clear_error(tmp_path, text, message):
+    bad = tmp_path / "curves.csv"
+    bad.write_text(text)
+    with pytest.raises(AnalysisError, match=message):
+        study.read_curves(bad)
+
+
+def test_data_needs_the_run_folders(tmp_path, capsys):
+    write_metrics_jsonl(write_run(tmp_path / "s", "gdpo", 0, [0.5]), 1)
+    assert main(["analyze", "study", str(tmp_path / "s"), "--data", str(tmp_path / "d")]) == 0
+    capsys.readouterr()
+    assert main(["analyze", "study", str(tmp_path / "d" / "curves.csv"), "--data", str(tmp_path / "e")]) == 2
+    assert "--data needs the study's run folders" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from gdpo_verl.analysis.common import AnalysisError, parse_range, table
 
@@ -39,13 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--out", metavar="FILE.png", help="write the figure here")
 
     st = sub.add_parser("study", help="arms over seeds of a quickstart task (scripts/cpu_study.sh)")
-    st.add_argument("root", help="folder with <arm>/seed<k>/ quickstart runs")
+    st.add_argument("root", help="folder with <arm>/seed<k>/ quickstart runs, or the curves.csv that --data wrote")
     st.add_argument(
         "--baseline", default="grpo", help="arm the others are compared with seed by seed (default grpo; if present)"
     )
     st.add_argument("--smooth", type=int, default=5, help="trailing moving average per run, in steps (default 5)")
     st.add_argument("--out", metavar="FILE.png", help="write the figure (median and min-max band per reward)")
     st.add_argument("--json", metavar="FILE.json", help="write the medians, bands and per-seed values")
+    st.add_argument(
+        "--data",
+        metavar="DIR",
+        help="write the per-run, per-step numbers: DIR/curves.csv (what the tables come from) and DIR/metrics.csv",
+    )
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -134,11 +140,13 @@ def run_study(args: argparse.Namespace) -> int:
 
     if args.smooth < 1:
         raise AnalysisError(f"--smooth must be >= 1, got {args.smooth}")
-    found = study.discover(args.root)
-    runs = {est: {seed: study.load_run(d) for seed, d in by_seed.items()} for est, by_seed in found.items()}
+    from_runs = not Path(args.root).is_file()
+    if args.data and not from_runs:
+        raise AnalysisError("--data needs the study's run folders (a curves.csv holds no metrics)")
+    runs = study.load_study(args.root)
     summary = study.summarize(runs, args.smooth)
-    for est, by_seed in found.items():
-        steps = [max(runs[est][s]["score"], default=0) for s in by_seed]
+    for est, by_seed in runs.items():
+        steps = [max(by_seed[s]["score"], default=0) for s in by_seed]
         print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
     header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "all steps (median)", "last 20% per seed"]
     print(table(header, study.table_rows(summary)))
@@ -153,11 +161,19 @@ def run_study(args: argparse.Namespace) -> int:
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as f:
-                runs_json = {k: {seed: str(d) for seed, d in v.items()} for k, v in found.items()}
-                json.dump({"smooth": args.smooth, "runs": runs_json, **summary}, f)
+                json.dump({"smooth": args.smooth, "source": str(args.root), **summary}, f)
         except OSError as e:
             raise AnalysisError(f"cannot write {args.json}: {e}") from None
         print(f"wrote {args.json}", file=sys.stderr)
+    if args.data:
+        out = Path(args.data)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            study.write_curves(runs, out / "curves.csv")
+            study.write_metrics(study.discover(args.root), out / "metrics.csv")
+        except OSError as e:
+            raise AnalysisError(f"cannot write {out}: {e}") from None
+        print(f"wrote {out / 'curves.csv'} and {out / 'metrics.csv'}", file=sys.stderr)
     return 0
 
 

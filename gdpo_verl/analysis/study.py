@@ -8,10 +8,16 @@ summed reward merges reward combinations that GDPO keeps apart (as ``gdpo/collap
 from the dump for every arm. Each run's curve is first smoothed with a trailing moving average (a step's mean over 64
 rollouts is noisy); across seeds we report the median and the min-max range per step. Arms are compared with a
 baseline arm seed by seed (same seed: same model init, data order and sampling seed).
+
+``--data DIR`` keeps what the tables are computed from, small enough to commit: ``DIR/curves.csv`` (one row per arm,
+seed and step: the unsmoothed per-step means) and ``DIR/metrics.csv`` (the same rows: the estimator's ``gdpo/*``
+figures, ``actor/entropy`` and the step timings from each run's ``metrics.jsonl``). ``gdpo-verl analyze study
+DIR/curves.csv`` recomputes every table and the figure from the first file alone.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 import statistics
@@ -22,6 +28,8 @@ from types import ModuleType
 from gdpo_verl.analysis.common import AnalysisError, save_figure
 
 COLLAPSED = "collapsed"
+ROW_KEYS = ("arm", "seed", "step")  # the first columns of both data files
+KEPT_METRICS = re.compile(r"^(gdpo/(?!impl$).+|actor/entropy|timing_s/(step|adv))$")
 SEED_DIR = re.compile(r"^seed(\d+)$")
 Curve = dict[int, float]  # step -> value
 
@@ -83,6 +91,78 @@ def load_run(run_dir: Path) -> dict[str, Curve]:
     curves = {k: {s: r[k] for s, r in per_step.items() if k in r} for k in (*task.REWARD_KEYS, "score")}
     collapsed = collapse_curve(run_dir / "rollouts", task)
     return {**curves, COLLAPSED: collapsed} if collapsed else curves
+
+
+Runs = dict[str, dict[int, dict[str, Curve]]]  # arm -> seed -> key -> curve
+
+
+def load_study(root: str | Path) -> Runs:
+    """A study's curves: from its run folders (``ROOT/<arm>/seed<k>/``) or from a ``curves.csv`` it wrote."""
+    path = Path(root)
+    if path.is_file():
+        return read_curves(path)
+    return {arm: {seed: load_run(d) for seed, d in by_seed.items()} for arm, by_seed in discover(path).items()}
+
+
+def _write_rows(path: Path, columns: Sequence[str], rows: Mapping[tuple[str, int, int], Mapping[str, float]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow([*ROW_KEYS, *columns])
+        for (arm, seed, step), values in rows.items():
+            out.writerow([arm, seed, step, *(repr(values[c]) if c in values else "" for c in columns)])
+
+
+def write_curves(runs: Runs, path: Path) -> None:
+    """``curves.csv``: one row per arm, seed and step, one column per curve (empty: not logged at that step)."""
+    keys = study_keys(runs)
+    rows: dict[tuple[str, int, int], dict[str, float]] = {}
+    for arm, by_seed in runs.items():
+        for seed in sorted(by_seed):
+            curves = by_seed[seed]
+            for step in sorted(set().union(*(curves[k] for k in keys))):
+                rows[(arm, seed, step)] = {k: curves[k][step] for k in keys if step in curves[k]}
+    _write_rows(path, keys, rows)
+
+
+def write_metrics(found: Mapping[str, Mapping[int, Path]], path: Path) -> None:
+    """``metrics.csv``: the kept metrics (:data:`KEPT_METRICS`) of every run's ``metrics.jsonl``, same rows."""
+    from gdpo_verl.analysis.curves import load_metrics
+
+    rows: dict[tuple[str, int, int], dict[str, float]] = {}
+    columns: set[str] = set()
+    for arm, by_seed in found.items():
+        for seed in sorted(by_seed):
+            kept = {m: v for m, v in load_metrics(by_seed[seed]).items() if KEPT_METRICS.match(m)}
+            columns |= set(kept)
+            for step in sorted(set().union(*kept.values())):
+                rows[(arm, seed, step)] = {m: v[step] for m, v in kept.items() if step in v}
+    _write_rows(path, sorted(columns), rows)
+
+
+def read_curves(path: Path) -> Runs:
+    """The runs' curves back from a ``curves.csv`` (:func:`write_curves`)."""
+    runs: Runs = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or tuple(header[:3]) != ROW_KEYS or len(header) < 4:
+            raise AnalysisError(f"{path}: not a curves file (its header must start with {','.join(ROW_KEYS)},<key>)")
+        keys = header[3:]
+        for line, row in enumerate(reader, 2):
+            try:
+                arm, seed, step = row[0], int(row[1]), int(row[2])
+                values = [float(v) if v else None for v in row[3:]]
+            except (IndexError, ValueError):
+                raise AnalysisError(f"{path}:{line}: expected arm,int seed,int step and numbers, got {row}") from None
+            if len(values) != len(keys):
+                raise AnalysisError(f"{path}:{line}: {len(values)} values for {len(keys)} keys")
+            curves = runs.setdefault(arm, {}).setdefault(seed, {k: {} for k in keys})
+            for key, value in zip(keys, values, strict=True):
+                if value is not None:
+                    curves[key][step] = value
+    if not runs:
+        raise AnalysisError(f"{path}: no rows")
+    return runs
 
 
 def study_keys(runs: Mapping[str, Mapping[int, Mapping[str, Curve]]]) -> list[str]:
