@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gdpo_verl.aggregations import AggregationError, available
+from gdpo_verl.aggregations.options import load_user
 from gdpo_verl.config import GDPOConfig, GDPOConfigError
 from gdpo_verl.estimator import compute_gdpo
 
@@ -235,6 +236,32 @@ def test_user_aggregation_by_entry_point(user_module):
     by_entry, _ = run(cfg("rank"))
     by_path, _ = run(cfg("my_aggs:rank"))
     assert torch.equal(by_entry, by_path)
+
+
+def test_an_entry_point_that_fails_to_load_names_itself_and_its_error(user_module):
+    dist = user_module / "broken_aggs-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-aggs\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[gdpo_verl.aggregations]\nbroken = no_such_module_xyz:fn\n")
+    with pytest.raises(GDPOConfigError) as info:
+        cfg("broken")
+    assert str(info.value) == (
+        "algorithm.gdpo.aggregation='broken': aggregation 'broken': entry point 'no_such_module_xyz:fn' failed to "
+        "load: No module named 'no_such_module_xyz'"
+    )
+    with pytest.raises(AggregationError) as direct:
+        load_user("broken")
+    assert isinstance(direct.value.__cause__, ModuleNotFoundError)  # the traceback keeps the user's error
+
+
+def test_the_package_lends_its_torch_names_and_refuses_others():
+    import gdpo_verl.aggregations as aggs
+    from gdpo_verl.aggregations import base, builtins
+
+    assert aggs.AggregationOutput is base.AggregationOutput and aggs.resolve is builtins.resolve
+    with pytest.raises(AttributeError) as info:
+        aggs.no_such_name  # noqa: B018
+    assert str(info.value) == "module 'gdpo_verl.aggregations' has no attribute 'no_such_name'"
 
 
 @pytest.mark.parametrize(
