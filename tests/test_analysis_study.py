@@ -118,3 +118,16 @@ def test_data_needs_the_run_folders(tmp_path, capsys):
     capsys.readouterr()
     assert main(["analyze", "study", str(tmp_path / "d" / "curves.csv"), "--data", str(tmp_path / "e")]) == 2
     assert "--data needs the study's run folders" in capsys.readouterr().err
+
+
+def test_markdown_tables(tmp_path, capsys):
+    for seed, (a, b) in enumerate([(0.1, 0.9), (0.2, 0.8), (0.0, 0.7)]):
+        write_run(tmp_path, "gdpo", seed, [a] * 5 + [b] * 5)
+        write_run(tmp_path, "grpo", seed, [a] * 10)
+    assert main(["analyze", "study", str(tmp_path), "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| arm | reward | first 20% | last 20% | all steps | last 20%, seeds 0 / 1 / 2 |"
+    assert "| gdpo | correct | 0.100 | 0.800 | 0.500 | 0.900 / 0.800 / 0.700 |" in lines
+    assert "| arm | reward | all steps | above/below/equal | last 20% | above/below/equal |" in lines
+    assert "| gdpo | correct | +0.350 | 3/0/0 | +0.700 | 3/0/0 |" in lines
+    assert "| gdpo | format | +0.350 | 3/0/0 | +0.700 | 3/0/0 |" in lines  # "777" is all digits, "xyz" none

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 from gdpo_verl.analysis.common import AnalysisError, parse_range, table
 
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--smooth", type=int, default=5, help="trailing moving average per run, in steps (default 5)")
     st.add_argument("--out", metavar="FILE.png", help="write the figure (median and min-max band per reward)")
     st.add_argument("--json", metavar="FILE.json", help="write the medians, bands and per-seed values")
+    st.add_argument("--markdown", action="store_true", help="print the tables as Markdown instead of plain text")
     st.add_argument(
         "--data",
         metavar="DIR",
@@ -135,6 +138,19 @@ def run_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_study_tables(study: ModuleType, runs: Mapping, summary: Mapping, baseline: str) -> None:
+    for est, by_seed in runs.items():
+        steps = [max(by_seed[s]["score"], default=0) for s in by_seed]
+        print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
+    header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "all steps (median)", "last 20% per seed"]
+    print(table(header, study.table_rows(summary)))
+    if baseline in summary and len(summary) > 1:
+        for stat, label in (("end", "last 20%"), ("all", "all steps")):
+            print(f"\n{label}, arm minus {baseline} on the same seed:")
+            header = ["arm", "reward", "seeds", "median difference", "above/below/equal"]
+            print(table(header, study.paired(summary, baseline, stat)))
+
+
 def run_study(args: argparse.Namespace) -> int:
     from gdpo_verl.analysis import study
 
@@ -145,16 +161,10 @@ def run_study(args: argparse.Namespace) -> int:
         raise AnalysisError("--data needs the study's run folders (a curves.csv holds no metrics)")
     runs = study.load_study(args.root)
     summary = study.summarize(runs, args.smooth)
-    for est, by_seed in runs.items():
-        steps = [max(by_seed[s]["score"], default=0) for s in by_seed]
-        print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
-    header = ["arm", "reward", "first 20% (median)", "last 20% (median)", "all steps (median)", "last 20% per seed"]
-    print(table(header, study.table_rows(summary)))
-    if args.baseline in summary and len(summary) > 1:
-        for stat, label in (("end", "last 20%"), ("all", "all steps")):
-            print(f"\n{label}, arm minus {args.baseline} on the same seed:")
-            header = ["arm", "reward", "seeds", "median difference", "above/below/equal"]
-            print(table(header, study.paired(summary, args.baseline, stat)))
+    if args.markdown:
+        print(study.markdown(summary, args.baseline), end="")
+    else:
+        _print_study_tables(study, runs, summary, args.baseline)
     if args.out:
         study.plot(summary, args.out, args.smooth)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -280,3 +280,31 @@ def table_rows(summary: Mapping[str, Mapping]) -> list[list[object]]:
             medians = [statistics.median(v) for v in (start, end, every)]
             rows.append([est, key, *medians, per_seed])
     return rows
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def markdown(summary: Mapping[str, Mapping], baseline: str) -> str:
+    """The study's two tables as Markdown (the form docs/cpu-study.md quotes, verbatim): per arm and reward the
+    first-20%, last-20% and all-step medians with the last 20% per seed; then each arm minus the baseline seed by
+    seed, over all steps and over the last 20%."""
+    seeds = next(iter(summary.values()))["seeds"]
+    lines = [
+        f"| arm | reward | first 20% | last 20% | all steps | last 20%, seeds {' / '.join(map(str, seeds))} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for est, key, start, end, every, per_seed in table_rows(summary):
+        lines.append(f"| {est} | {key} | {start:.3f} | {end:.3f} | {every:.3f} | {per_seed.replace(' ', ' / ')} |")
+    if baseline in summary and len(summary) > 1:
+        lines += [
+            "",
+            "| arm | reward | all steps | above/below/equal | last 20% | above/below/equal |",
+            "|---|---|---|---|---|---|",
+        ]
+        last = {(row[0], row[1]): row for row in paired(summary, baseline, "end")}
+        for est, key, _, diff, counts in paired(summary, baseline, "all"):
+            end_row = last[(est, key)]
+            lines.append(f"| {est} | {key} | {_signed(diff)} | {counts} | {_signed(end_row[3])} | {end_row[4]} |")
+    return "\n".join(lines) + "\n"
