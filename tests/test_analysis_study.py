@@ -127,6 +127,7 @@ def test_markdown_tables(tmp_path, capsys):
     assert main(["analyze", "study", str(tmp_path), "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| arm | reward | first 20% | last 20% | all steps | last 20%, seeds 0 / 1 / 2 |"
+    assert lines[2].startswith("| grpo | ")  # the baseline first
     assert "| gdpo | correct | 0.100 | 0.800 | 0.500 | 0.900 / 0.800 / 0.700 |" in lines
     assert "| arm | reward | all steps | above/below/equal | last 20% | above/below/equal |" in lines
     assert "| gdpo | correct | +0.350 | 3/0/0 | +0.700 | 3/0/0 |" in lines

@@ -295,7 +295,7 @@ def markdown(summary: Mapping[str, Mapping], baseline: str) -> str:
         f"| arm | reward | first 20% | last 20% | all steps | last 20%, seeds {' / '.join(map(str, seeds))} |",
         "|---|---|---|---|---|---|",
     ]
-    for est, key, start, end, every, per_seed in table_rows(summary):
+    for est, key, start, end, every, per_seed in sorted(table_rows(summary), key=lambda row: row[0] != baseline):
         lines.append(f"| {est} | {key} | {start:.3f} | {end:.3f} | {every:.3f} | {per_seed.replace(' ', ' / ')} |")
     if baseline in summary and len(summary) > 1:
         lines += [
