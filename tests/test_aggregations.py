@@ -419,3 +419,42 @@ def test_conflict_share_of_a_singleton_group_is_one():
     # the singleton's advantages are 0: it never conflicts and its group keeps all (1 of 1) -> factor 1
     _, m = _agg("conflict", [[1, 0], [0, 1], [1, 1]], [0, 0, 1])
     assert (m["gdpo/a/weight"], m["gdpo/b/weight"]) == pytest.approx((1 / 3, 1 / 3))
+
+
+def test_kept_given_as_integers_is_read_as_a_mask():
+    from gdpo_verl.aggregations.base import AggregationOutput, check_output
+
+    raw = AggregationOutput(torch.tensor([1.5, 2.0, 3.0]), kept=torch.tensor([1, 0, 1]))
+    out = check_output("mine", raw, 3, torch.tensor([True, True, False]))
+    assert (out.kept.dtype, out.kept.tolist()) == (torch.bool, [True, False, False])
+    assert out.combined.tolist() == [1.5, 0.0, 0.0]
+
+
+def _conflict_config(n_groups: int, k: int = 2):
+    from gdpo_verl.aggregations.base import AggregationConfig
+
+    args = {"mode": "hard", "ratio_threshold": 0.2, "prompt_power": 1.0}
+    return AggregationConfig(tuple("ab"[:k]), torch.ones(k, dtype=torch.float64), args, n_groups)
+
+
+def test_conflict_with_a_group_without_rollouts():
+    from gdpo_verl.aggregations.builtins import conflict
+
+    # group 0: both rollouts disagree (dropped, rho 0); group 1 agrees (rho 1); group 2 has no rollout
+    adv = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
+    out = conflict(torch.zeros(4, 2), torch.tensor([0, 0, 1, 1]), adv, _conflict_config(3))
+    assert out.combined.tolist() == [0.0, 0.0, 2.0, -2.0]
+    assert (out.kept.tolist(), out.weights.tolist()) == ([False, False, True, True], [0.5, 0.5])
+
+
+def test_conflict_group_share_of_a_group_beyond_float32_integers():
+    from gdpo_verl.aggregations.builtins import conflict
+
+    # one group of 2**24 + 1 rollouts, all kept: rho = kept / size = 1 exactly (a float32 size reads 2**24); the
+    # rewards are not read
+    n = 2**24 + 1
+    out = conflict(
+        None, torch.zeros(n, dtype=torch.long), torch.ones(n, 1, dtype=torch.float64), _conflict_config(1, 1)
+    )
+    assert out.weights.tolist() == [1.0]
+    assert bool((out.combined == 1.0).all())

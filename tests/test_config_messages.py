@@ -42,6 +42,10 @@ CASES = [
         "algorithm.gdpo_reward_weights=3 does not give one weight per key of algorithm.gdpo_reward_keys=['fmt', 'acc']",
     ),
     (
+        {"gdpo_reward_keys": K, "gdpo_reward_weights": (1, 2, 3)},
+        "algorithm.gdpo_reward_weights=[1, 2, 3] does not give one weight per key of algorithm.gdpo_reward_keys=['fmt', 'acc']",
+    ),
+    (
         {"gdpo_reward_keys": K, "gdpo_reward_weights": [1, 2, 3]},
         "algorithm.gdpo_reward_weights=[1, 2, 3] does not give one weight per key of algorithm.gdpo_reward_keys=['fmt', 'acc']",
     ),
@@ -331,3 +335,12 @@ def test_std_norm_forms():
     assert std_norm({"acc": 0}) == (True, False)
     assert std_norm({"fmt": False, "acc": True}) == (False, True)
     assert std_norm([True, True], flag=False) == (False, False)
+
+
+def test_did_you_mean_names_the_closest_key():
+    from gdpo_verl.config import did_you_mean
+
+    known = ["eps_group", "eps_batch", "batch_norm"]
+    assert did_you_mean("eps_gruop", known) == " (did you mean 'eps_group'?)"
+    assert did_you_mean("eps_gruop", known, "algorithm.gdpo.") == " (did you mean 'algorithm.gdpo.eps_group'?)"
+    assert did_you_mean("zzz", known) == ""

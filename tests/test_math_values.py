@@ -340,3 +340,98 @@ def test_metrics_of_the_papers_gdpo_in_one_call():
     mean = sum(combined) / 8
     assert m["gdpo/batch/mean"] == pytest.approx(mean, abs=1e-12)
     assert m["gdpo/batch/std"] == pytest.approx(math.sqrt(sum((x - mean) ** 2 for x in combined) / 7), abs=1e-12)
+
+
+def test_distinct_per_group_of_an_empty_batch_and_of_float32_values():
+    from gdpo_verl.metrics import distinct_per_group
+
+    empty = distinct_per_group(torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    assert (tuple(empty.shape), empty.dtype) == ((0,), torch.long)
+    # float32 0.0007775 is 0.000777499983...: 777.49998 after scaling in float64 (777, like 0.000777), but the
+    # float32 product rounds up to 777.5 (778). Rounding happens on the float64 value.
+    x32 = torch.tensor([0.0007775, 0.000777], dtype=torch.float32)
+    assert [round(v * 10**6) for v in x32.tolist()] == [777, 777]
+    assert distinct_per_group(x32, torch.tensor([0, 0])).tolist() == [1]
+
+
+def test_group_stats_of_float32_rewards_are_computed_in_float64():
+    # 2**24 + 1 + 1 in float32 is 2**24 (each + 1 rounds away); in float64 it is exact
+    r32 = torch.tensor([[16777216.0], [1.0], [1.0]], dtype=torch.float32)
+    count, mean, std = group_stats(r32, torch.tensor([0, 0, 0]), 1)
+    assert (count.dtype, mean.dtype, std.dtype) == (torch.float64, torch.float64, torch.float64)
+    assert (count.item(), mean.item()) == (3.0, 16777218.0 / 3)
+    m = 16777218.0 / 3
+    want = math.sqrt(((16777216.0 - m) ** 2 + 2 * (1.0 - m) ** 2) / 2)
+    assert std.item() == pytest.approx(want, rel=1e-15)
+
+
+def test_gdpo_advantages_keeps_float32_rewards_as_float64():
+    from gdpo_verl.core import gdpo_advantages
+
+    r32 = torch.tensor([[0.1, 1.0], [0.7, 0.0]], dtype=torch.float32)
+    res = gdpo_advantages(r32, [0, 0])
+    assert res.rewards.dtype == torch.float64
+    assert res.rewards.tolist() == r32.double().tolist()
+
+
+def test_group_step_flat_boundary_and_integer_scale_flags():
+    from gdpo_verl.core import group_normalize
+
+    r = torch.tensor([[0.0], [0.5]], dtype=torch.float64)
+    gid = torch.tensor([0, 0])
+    # range 0.5 <= zero_tol * max(|hi|, |lo|, 1) = 0.5: flat, both 0
+    assert group_normalize(r, gid, 1, zero_tol=0.5)[:, 0].tolist() == [0.0, 0.0]
+    s = math.sqrt(0.125)  # unbiased std of {0, 0.5}
+    got = group_normalize(r, gid, 1, zero_tol=0.4)[:, 0].tolist()
+    assert got == pytest.approx([-0.25 / (s + 1e-6), 0.25 / (s + 1e-6)], abs=1e-12)
+    # 0/1 integers as the per-column std flags: column 0 divided by its std, column 1 only centred
+    two = torch.tensor([[0.0, 0.0], [2.0, 2.0]], dtype=torch.float64)
+    out = group_normalize(two, gid, 1, scale_by_std=torch.tensor([1, 0]))
+    want = [-1 / (math.sqrt(2.0) + 1e-6), -1.0, 1 / (math.sqrt(2.0) + 1e-6), 1.0]
+    assert out.flatten().tolist() == pytest.approx(want, abs=1e-12)
+
+
+def test_grpo_collapse_uses_the_given_eps():
+    from gdpo_verl.metrics import grpo_collapse
+
+    # sums 1 and 0: z-scores +-0.5 / (0.7071 + eps); eps = 1e9 brings both below 5e-7, which round to the same 0
+    r = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    part = torch.tensor([0.5, -0.5], dtype=torch.float64)
+    ones = torch.ones(1, dtype=torch.float64)
+    _, d_grpo = grpo_collapse(r, part, torch.tensor([0, 0]), 1, ones, 1e9)
+    assert d_grpo.tolist() == [1.0]
+    _, d_grpo = grpo_collapse(r, part, torch.tensor([0, 0]), 1, ones, 1e-6)
+    assert d_grpo.tolist() == [2.0]
+
+
+def test_metrics_of_one_rollout_and_of_an_empty_batch():
+    from gdpo_verl.core import gdpo_advantages
+    from gdpo_verl.metrics import gdpo_metrics
+
+    one = gdpo_metrics(gdpo_advantages(torch.tensor([[1.0, NAN]]), ["a"]), ["f", "c"], [1.0, 0.5], 1e-6)
+    assert (one["gdpo/f/missing_frac"], one["gdpo/c/missing_frac"], one["gdpo/all_missing_frac"]) == (0.0, 1.0, 0.0)
+    empty = gdpo_metrics(gdpo_advantages(torch.zeros(0, 2), []), ["f", "c"], [1.0, 0.5], 1e-6)
+    assert empty["gdpo/all_missing_frac"] == 0.0
+
+
+def test_distinct_per_group_huge_values_keep_their_order_inside_a_group():
+    from gdpo_verl.metrics import distinct_per_group
+
+    # 4 interleaved groups of 16, each holding 0, 1e12 and 2e12: span * groups >= 2**62 takes the two-sort path,
+    # whose sort by group must keep the value order (an unstable sort splits equal values apart)
+    values = torch.tensor([1e12 * ((i * 7) % 3) for i in range(64)], dtype=torch.float64)
+    gid = torch.arange(64) % 4
+    want = [len({v for v, g in zip(values.tolist(), gid.tolist(), strict=True) if g == k}) for k in range(4)]
+    assert want == [3, 3, 3, 3]
+    assert distinct_per_group(values, gid).tolist() == want
+
+
+def test_batch_step_counts_beyond_float32_integers():
+    # 2**24 + 1 counted rollouts: the count is exact only in float64 (float32 reads it as 2**24)
+    n = 2**24 + 1
+    values = torch.zeros(n, dtype=torch.float64)
+    values[0] = 1.0
+    out, mean, std = batch_normalize(values, torch.ones(n, dtype=torch.bool), "sample")
+    assert mean == 1 / n
+    assert std == pytest.approx(math.sqrt(1 / n), rel=1e-9)  # (1 - 1/n) / (n - 1) = 1/n
+    assert out[0].item() == pytest.approx((1 - 1 / n) / (math.sqrt(1 / n) + 1e-6), rel=1e-9)
