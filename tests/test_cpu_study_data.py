@@ -13,6 +13,7 @@ from gdpo_verl.analysis import study
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # study folder -> (arms, seeds, steps) as run (docs/cpu-study.md, "What was run" and "Protocol")
 STUDIES = {
+    "cpu_study_find_digit": (["gdpo", "gdpo_cond", "grpo"], [0, 1, 2], 200),
     "cpu_study_two_binary": (["conflict", "cv", "gdpo", "gdpo_cond", "grpo", "saturation"], [0, 1, 2, 3, 4], 25),
 }
 
