@@ -18,10 +18,10 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, entry_points, requires, version
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from gdpo_verl import cluster_doctor
-from gdpo_verl.check.backend import BACKENDS, MBRIDGE, MEGATRON_BRIDGE, NVIDIA_APEX, Module, normalize, verl_pins
+from gdpo_verl.check.backend import BACKENDS, MBRIDGE, MEGATRON_BRIDGE, NVIDIA_APEX, Module, normalize, requires_pins
 
 # The CPU install (scripts/install_cpu.sh --megatron) pins these outside the package metadata: the CPU adjustments in
 # plugins/cpu/megatron/ are written against these releases' internals.
@@ -94,22 +94,6 @@ def _pin_ok(installed: str, pin: str) -> bool:
     return Version(installed).public in SpecifierSet(pin) or Version(installed) in SpecifierSet(pin)
 
 
-def own_pins(extra: str) -> dict[str, str]:
-    """distribution -> version spec from this package's own extra (`gpu` or `cpu`), markers evaluated here."""
-    from packaging.requirements import Requirement
-
-    try:
-        lines = requires("gdpo-verl") or []
-    except PackageNotFoundError:
-        return {}
-    pins: dict[str, str] = {}
-    for line in lines:
-        req = Requirement(line)
-        if req.specifier and req.marker is not None and req.marker.evaluate({"extra": extra}):
-            pins[normalize(req.name)] = str(req.specifier)
-    return pins
-
-
 def _import(name: str) -> str | None:
     """None when `import name` works, else the reason (an ImportError, or a CUDA/ABI error raised while importing)."""
     try:
@@ -141,7 +125,11 @@ def _check_node(backends: Sequence[str]) -> NodeReport:
         return NodeReport("?", problems=[f"`import torch` fails ({reason}); install torch first (see README)"])
     report = NodeReport("cpu" if cpu_install() else "gpu")
     cpu = report.install == "cpu"
-    pins = {**verl_pins(), **own_pins(report.install), **(CPU_MEGATRON_PINS if cpu else {})}
+    pins = {
+        **requires_pins("verl"),
+        **requires_pins("gdpo-verl", extra=report.install),
+        **(CPU_MEGATRON_PINS if cpu else {}),
+    }
     import torch
 
     build = f"torch {torch.__version__}" + (", no CUDA" if cpu else f", CUDA {torch.version.cuda}")

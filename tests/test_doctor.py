@@ -71,8 +71,11 @@ def gpu_machine(monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]:
     monkeypatch.setattr(doctor, "_import", fake_import)
     monkeypatch.setattr(doctor, "_installed", lambda dist: installed.get(dist))
     monkeypatch.setattr(doctor, "cpu_install", lambda: False)
-    monkeypatch.setattr(doctor, "verl_pins", lambda: {"torch": "==2.11.0", "vllm": "==0.24.0"})
-    monkeypatch.setattr(doctor, "own_pins", lambda extra: {"megatron-core": "==0.18.0", "mbridge": "==0.15.1"})
+    pins = {
+        ("verl", None): {"torch": "==2.11.0", "vllm": "==0.24.0"},
+        ("gdpo-verl", "gpu"): {"megatron-core": "==0.18.0", "mbridge": "==0.15.1"},
+    }
+    monkeypatch.setattr(doctor, "requires_pins", lambda dist, extra=None: pins[(dist, extra)])
     return installed
 
 
@@ -156,3 +159,13 @@ def test_gpu_extras_are_wheels_only_and_pin_what_verl_targets() -> None:
     assert "verl[vllm]==0.9.1" in extras["gpu"] and "mbridge==0.15.1" in extras["gpu"]
     readme = (ROOT / "README.md").read_text()
     assert 'pip install -e ".[gpu]"' in readme and "gdpo-verl doctor --backend megatron" in readme
+
+
+def test_requires_pins_reads_the_installed_metadata() -> None:
+    from gdpo_verl.check.backend import requires_pins
+
+    gpu = requires_pins("gdpo-verl", extra="gpu")
+    assert gpu["verl"] == "==0.9.1" and gpu["mbridge"] == "==0.15.1"
+    assert "torch" not in gpu  # the cpu extra's pin, not the gpu one's
+    assert requires_pins("gdpo-verl", extra="cpu")["torch"] == "==2.13.0"
+    assert requires_pins("no-such-distribution-xyz") == {}

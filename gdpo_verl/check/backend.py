@@ -95,17 +95,23 @@ def importable(module: str) -> bool:
         return False
 
 
-def verl_pins() -> dict[str, str]:
-    """distribution (normalized) -> version spec, from the installed verl's Requires-Dist (all extras)."""
+def requires_pins(dist: str, extra: str | None = None) -> dict[str, str]:
+    """distribution (normalized) -> version spec, from the installed ``dist``'s Requires-Dist: every line (``extra``
+    None; the first spec of a name wins) or only the lines of ``extra``, markers evaluated here. {} if not installed."""
+    from packaging.requirements import Requirement
+
     try:
-        lines = requires("verl") or []
+        lines = requires(dist) or []
     except PackageNotFoundError:
         return {}
     pins: dict[str, str] = {}
     for line in lines:
-        m = re.match(r"\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*([<>=!~][^;]*)?", line)
-        if m and m.group(2):
-            pins.setdefault(normalize(m.group(1)), m.group(2).strip())
+        req = Requirement(line)
+        if not req.specifier:
+            continue
+        if extra is not None and (req.marker is None or not req.marker.evaluate({"extra": extra})):
+            continue
+        pins.setdefault(normalize(req.name), str(req.specifier))
     return pins
 
 
