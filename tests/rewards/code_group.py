@@ -28,6 +28,19 @@ def look(data):
         if m:
             FOUND = m.group(0).decode()
 """
+# a directory tree as deep as the file system allows (dir_fd: the audit hook sees only a relative name); i = depth
+DEEP_TREE = """
+import os
+fd = os.open('.', os.O_RDONLY)
+for i in range(100000):
+    try:
+        os.mkdir('d', dir_fd=fd)
+        nfd = os.open('d', os.O_RDONLY, dir_fd=fd)
+    except OSError:
+        break
+    os.close(fd)
+    fd = nfd
+"""
 
 
 def respond(body: str, i: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from code_group import GT, HONEST, check_group, score_group, scorer
+from code_group import DEEP_TREE, GT, HONEST, check_group, score_group, scorer
 
 from gdpo_verl.rewards import code_rewards as c
 from gdpo_verl.rewards import sandbox
@@ -20,19 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 
 HOSTILE = {
     "times_out_everywhere": "while True:\n    pass",
-    "deep_directory": """
-import os
-fd = os.open('.', os.O_RDONLY)
-for i in range(100000):
-    try:
-        os.mkdir('d', dir_fd=fd)
-        nfd = os.open('d', os.O_RDONLY, dir_fd=fd)
-    except OSError:
-        break
-    os.close(fd)
-    fd = nfd
-print('deep', i)
-""",
+    "deep_directory": DEEP_TREE + "print('deep', i)\n",
     "file_flood": """
 import os
 n = 0

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from code_group import HONEST, check_group, score_group
+from code_group import DEEP_TREE, HONEST, check_group, score_group
 
 from gdpo_verl.rewards import sandbox
 from gdpo_verl.rewards.sandbox import Limits, run_cases, server
@@ -20,18 +20,6 @@ pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.skipif(sandbox.isolation_mode() != "namespaces", reason="needs root + unshare"),
 ]
-DEEP_TREE = """
-import os
-fd = os.open('.', os.O_RDONLY)
-for i in range(100000):
-    try:
-        os.mkdir('d', dir_fd=fd)
-        nfd = os.open('d', os.O_RDONLY, dir_fd=fd)
-    except OSError:
-        break
-    os.close(fd)
-    fd = nfd
-"""
 FILE_FLOOD = """
 import os
 for d in ('.', '/dev/shm'):  # dir_fd: the audit hook sees only a relative name
