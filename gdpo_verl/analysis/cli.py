@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 
 from gdpo_verl.analysis.common import AnalysisError, parse_range, table
 
@@ -138,7 +137,9 @@ def run_curves(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_study_tables(study: ModuleType, runs: Mapping, summary: Mapping, baseline: str) -> None:
+def _print_study_tables(runs: Mapping, summary: Mapping, baseline: str) -> None:
+    from gdpo_verl.analysis import study
+
     for est, by_seed in runs.items():
         steps = [max(by_seed[s]["score"], default=0) for s in by_seed]
         print(f"{est}: seeds {sorted(by_seed)}, steps {min(steps)}-{max(steps)}")
@@ -156,15 +157,18 @@ def run_study(args: argparse.Namespace) -> int:
 
     if args.smooth < 1:
         raise AnalysisError(f"--smooth must be >= 1, got {args.smooth}")
-    from_runs = not Path(args.root).is_file()
-    if args.data and not from_runs:
-        raise AnalysisError("--data needs the study's run folders (a curves.csv holds no metrics)")
-    runs = study.load_study(args.root)
+    if Path(args.root).is_file():  # a curves.csv written by --data
+        if args.data:
+            raise AnalysisError("--data needs the study's run folders (a curves.csv holds no metrics)")
+        found, runs = None, study.read_curves(Path(args.root))
+    else:
+        found = study.discover(args.root)
+        runs = study.load_runs(found)
     summary = study.summarize(runs, args.smooth)
     if args.markdown:
         print(study.markdown(summary, args.baseline), end="")
     else:
-        _print_study_tables(study, runs, summary, args.baseline)
+        _print_study_tables(runs, summary, args.baseline)
     if args.out:
         study.plot(summary, args.out, args.smooth)
         print(f"wrote {args.out}", file=sys.stderr)
@@ -175,12 +179,12 @@ def run_study(args: argparse.Namespace) -> int:
         except OSError as e:
             raise AnalysisError(f"cannot write {args.json}: {e}") from None
         print(f"wrote {args.json}", file=sys.stderr)
-    if args.data:
+    if args.data and found is not None:
         out = Path(args.data)
         try:
             out.mkdir(parents=True, exist_ok=True)
             study.write_curves(runs, out / "curves.csv")
-            study.write_metrics(study.discover(args.root), out / "metrics.csv")
+            study.write_metrics(found, out / "metrics.csv")
         except OSError as e:
             raise AnalysisError(f"cannot write {out}: {e}") from None
         print(f"wrote {out / 'curves.csv'} and {out / 'metrics.csv'}", file=sys.stderr)

@@ -96,12 +96,9 @@ def load_run(run_dir: Path) -> dict[str, Curve]:
 Runs = dict[str, dict[int, dict[str, Curve]]]  # arm -> seed -> key -> curve
 
 
-def load_study(root: str | Path) -> Runs:
-    """A study's curves: from its run folders (``ROOT/<arm>/seed<k>/``) or from a ``curves.csv`` it wrote."""
-    path = Path(root)
-    if path.is_file():
-        return read_curves(path)
-    return {arm: {seed: load_run(d) for seed, d in by_seed.items()} for arm, by_seed in discover(path).items()}
+def load_runs(found: Mapping[str, Mapping[int, Path]]) -> Runs:
+    """The curves of every run folder :func:`discover` found."""
+    return {arm: {seed: load_run(d) for seed, d in by_seed.items()} for arm, by_seed in found.items()}
 
 
 def _write_rows(path: Path, columns: Sequence[str], rows: Mapping[tuple[str, int, int], Mapping[str, float]]) -> None:
