@@ -14,6 +14,7 @@ from typing import Any
 
 from gdpo_verl.check.parallel import ModelShape
 from gdpo_verl.check.report import Finding, info, warn
+from gdpo_verl.check.run_plan import data_parallel_size, model_parallel_size, world_size
 
 GIB = 1024**3
 DEFAULT_GPU_GIB = 80.0  # an H100/A100 80 GB; `gdpo-verl check --gpu-memory-gib` sets another
@@ -35,13 +36,11 @@ class Layout:
     offload: tuple[bool, bool, bool]  # weights, gradients, optimizer states kept on the CPU
 
 
-def actor_layout(cfg: Any, n_gpus: int) -> Layout:
+def actor_layout(cfg: Any) -> Layout:
     actor = cfg.actor_rollout_ref.actor
     if str(actor.strategy) == "megatron":
         meg = actor.megatron
-        mp = int(meg.tensor_model_parallel_size) * int(meg.pipeline_model_parallel_size)
-        mp *= int(meg.get("context_parallel_size", 1) or 1)
-        dp = max(1, n_gpus // max(1, mp))
+        mp, dp = model_parallel_size(actor), data_parallel_size(cfg)
         distributed = bool(meg.get("use_distributed_optimizer", True))
         offload = (bool(meg.param_offload), bool(meg.get("grad_offload", False)), bool(meg.optimizer_offload))
         # bf16 weights, fp32 main gradients, fp32 master weights + Adam moments (12 B), the latter split over data
@@ -50,15 +49,14 @@ def actor_layout(cfg: Any, n_gpus: int) -> Layout:
     fsdp = actor.fsdp_config
     offload = (bool(fsdp.param_offload), bool(fsdp.param_offload), bool(fsdp.optimizer_offload))
     # FSDP2 in verl keeps fp32 weights and gradients (bf16 only for compute) and fp32 Adam moments, all sharded.
-    return Layout("FSDP2", 4, 4, 8, n_gpus, n_gpus, offload)
+    return Layout("FSDP2", 4, 4, 8, world_size(cfg), world_size(cfg), offload)
 
 
 def check_memory(cfg: Any, shape: ModelShape | None, gpu_gib: float = DEFAULT_GPU_GIB) -> list[Finding]:
     params = shape.parameters() if shape is not None else None
     if params is None:
         return [info("memory", "model sizes unknown (no config.json with hidden/intermediate/vocab): not estimated")]
-    n_gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
-    lay = actor_layout(cfg, n_gpus)
+    lay = actor_layout(cfg)
     w_off, g_off, o_off = lay.offload
     weights = 0 if w_off else params * lay.weight_bytes / lay.model_split
     grads = 0 if g_off else params * lay.grad_bytes / lay.model_split

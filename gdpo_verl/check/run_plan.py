@@ -168,16 +168,22 @@ def check_kl(cfg: Any) -> list[Finding]:
     return []
 
 
-def data_parallel_size(cfg: Any) -> int:
-    n_gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
-    actor = cfg[ARR].actor
+def world_size(cfg: Any) -> int:
+    return int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+
+
+def model_parallel_size(actor: Any) -> int:
+    """GPUs one model replica spans: Megatron's tensor x pipeline x context parallel, else Ulysses' sequence
+    parallel."""
     if str(actor.strategy) == "megatron" and actor.get("megatron") is not None:
         meg = actor.megatron
         mp = int(meg.tensor_model_parallel_size) * int(meg.pipeline_model_parallel_size)
-        mp *= int(meg.get("context_parallel_size", 1) or 1)
-    else:
-        mp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
-    return max(1, n_gpus // max(1, mp))
+        return mp * int(meg.get("context_parallel_size", 1) or 1)
+    return int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+
+
+def data_parallel_size(cfg: Any) -> int:
+    return max(1, world_size(cfg) // max(1, model_parallel_size(cfg[ARR].actor)))
 
 
 def check_padding(cfg: Any) -> list[Finding]:
