@@ -186,5 +186,5 @@ def run(args: argparse.Namespace) -> int:
             print("gdpo-verl check: --rehearse needs --script examples/<recipe>.sh")
             return 2
         out = Path(args.rehearse_dir or tempfile.mkdtemp(prefix="gdpo-rehearse-"))
-        return rehearse(verl_args, out.resolve())
+        return rehearse(verl_args, out.resolve(), composer=composer)
     return 0

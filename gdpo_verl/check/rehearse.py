@@ -133,13 +133,14 @@ def _build_model(out: Path, rows: list[dict], shape: dict[str, int], family: str
     GenerationConfig(eos_token_id=eos, pad_token_id=pad).save_pretrained(out)
 
 
-def plan(recipe: Sequence[str], out: Path) -> tuple[Plan, list[str]]:
-    """(the rehearsal's plan, what it says about itself) for the recipe's composed argument list."""
+def plan(recipe: Sequence[str], out: Path, composer: Composer | None = None) -> tuple[Plan, list[str]]:
+    """(the rehearsal's plan, what it says about itself) for the recipe's composed argument list (composed by the
+    checker's ``composer``, so with its config folder, when given)."""
     from omegaconf import OmegaConf
 
     from gdpo_verl.quickstart.command import CPU_OVERRIDES, MEGATRON_OVERRIDES
 
-    cfg = Composer().compose(recipe).cfg
+    cfg = (composer or Composer()).compose(recipe).cfg
     if cfg is None:
         raise RuntimeError("the recipe's command does not compose; run `gdpo-verl check --script` first")
     arr = cfg.actor_rollout_ref
@@ -250,9 +251,9 @@ def _missing_rewards(metrics: dict[str, float]) -> list[str]:
     ]
 
 
-def rehearse(recipe: Sequence[str], out: Path, timeout_s: float = 600) -> int:
+def rehearse(recipe: Sequence[str], out: Path, timeout_s: float = 600, composer: Composer | None = None) -> int:
     """Step 1 with a checkpoint, then a resumed run for step 2; 0 when both ran, each step logged."""
-    rehearsal, said = plan(recipe, out)
+    rehearsal, said = plan(recipe, out, composer)
     for line in said:
         print(f"rehearse: {line}", flush=True)
     (out / "command.txt").write_text(
