@@ -225,8 +225,10 @@ def run(args: argparse.Namespace) -> int:
         bad += bool(problems)
         if problems or not args.quiet:
             print(node_line(i, node, facts, problems, _is_head(node)), flush=True)
-    checked = "plugin, estimator, reward manager" + (", sandbox" if sandbox else "") + (
-        f", backend {'/'.join(args.backend)}" if args.backend else ""
+    checked = (
+        "plugin, estimator, reward manager"
+        + (", sandbox" if sandbox else "")
+        + (f", backend {'/'.join(args.backend)}" if args.backend else "")
     )
     if bad:
         print(f"PROBLEM: {bad} of {len(results)} nodes differ ({checked})")

@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from gdpo_verl import cluster_doctor
 from gdpo_verl.check.backend import BACKENDS, MBRIDGE, MEGATRON_BRIDGE, NVIDIA_APEX, Module, normalize, requires_pins
+from gdpo_verl.node_probe import installed_version as _installed
 
 # The CPU install (scripts/install_cpu.sh --megatron) pins these outside the package metadata: the CPU adjustments in
 # plugins/cpu/megatron/ are written against these releases' internals.
@@ -78,13 +79,6 @@ def quiet_imports() -> Iterator[list[str]]:
             logging.disable(previous)
             tmp.seek(0)
             sink.append(tmp.read().decode(errors="replace"))
-
-
-def _installed(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
 
 
 def _pin_ok(installed: str, pin: str) -> bool:

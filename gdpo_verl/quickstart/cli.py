@@ -103,11 +103,9 @@ def _config(args: argparse.Namespace, out: Path) -> command.RunConfig:
 
 def check_command(verl_args: list[str]) -> list[str]:
     """The errors `gdpo-verl check` finds in the composed verl command (seconds, before anything starts)."""
-    from gdpo_verl.check import check_args
-    from gdpo_verl.check.compose import Composer
-    from gdpo_verl.check.report import errors
+    from gdpo_verl.check import errors, validate_command
 
-    return [f"{f.topic}: {f.message}" for f in errors(check_args(verl_args, Composer()))]
+    return [f"{f.topic}: {f.message}" for f in errors(validate_command(verl_args))]
 
 
 def _fail(message: str) -> int:
