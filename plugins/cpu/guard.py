@@ -23,9 +23,8 @@ def cpu_hooks() -> list[Hook]:
     return [CPU_PLATFORM] + [Hook(f"CPU training's patch of {m}", m, tuple(s)) for m, s in per_module.items()]
 
 
-def guard() -> bool:
+def guard() -> None:
     """CPU mode was asked for: every verl module it patches is checked on import; a missing piece stops the run.
     Registered before the patches themselves, so the check runs first."""
     for hook in cpu_hooks():
         when_imported(hook.module, lambda module, hook=hook: require(hook, module))
-    return True

@@ -10,7 +10,7 @@ import functools
 import logging
 from types import ModuleType
 
-from ..patching import is_patched, mark
+from ..patching import wrap_once
 from .mode import ROLLOUT_NAME
 
 logger = logging.getLogger("gdpo_verl")
@@ -38,17 +38,17 @@ def dedupe_backend(backend: str | None) -> str | None:
 
 def patch_gloo_backend(module: ModuleType) -> None:
     """``initialize_global_process_group_ray``: pass a de-duplicated backend string."""
-    original = module.initialize_global_process_group_ray
-    if is_patched(original):
-        return
 
-    @functools.wraps(original)
-    def initialize_global_process_group_ray(timeout_second=None, backend=None):
-        if backend is None:
-            backend = f"cpu:gloo,{module.get_device_name()}:{module.get_nccl_backend()}"
-        return original(timeout_second=timeout_second, backend=dedupe_backend(backend))
+    def wrap(original):
+        @functools.wraps(original)
+        def initialize_global_process_group_ray(timeout_second=None, backend=None):
+            if backend is None:
+                backend = f"cpu:gloo,{module.get_device_name()}:{module.get_nccl_backend()}"
+            return original(timeout_second=timeout_second, backend=dedupe_backend(backend))
 
-    module.initialize_global_process_group_ray = mark(initialize_global_process_group_ray)
+        return initialize_global_process_group_ray
+
+    wrap_once(module, "initialize_global_process_group_ray", wrap)
 
 
 def patch_rollout_class(module: ModuleType) -> None:
@@ -69,31 +69,31 @@ def patch_rollout_replica(module: ModuleType) -> None:
 
 def patch_replay_poll(module: ModuleType) -> None:
     """``ReplayBuffer(poll_interval=2.0)``: poll every :data:`POLL_INTERVAL_S` unless a caller passes a value."""
-    cls = module.ReplayBuffer
-    original = cls.__init__
-    if is_patched(original):
-        return
 
-    @functools.wraps(original)
-    def __init__(self, *args, poll_interval: float = POLL_INTERVAL_S, **kwargs):
-        original(self, *args, poll_interval=poll_interval, **kwargs)
+    def wrap(original):
+        @functools.wraps(original)
+        def __init__(self, *args, poll_interval: float = POLL_INTERVAL_S, **kwargs):
+            original(self, *args, poll_interval=poll_interval, **kwargs)
 
-    cls.__init__ = mark(__init__)
+        return __init__
+
+    wrap_once(module.ReplayBuffer, "__init__", wrap)
 
 
 def patch_fsdp_offload_pin(module: ModuleType) -> None:
     """FSDP2 offload (always on for the forward-only reference model) asks for pinned memory, which needs an
     accelerator: on CPU the parameters already live in host memory, so offload without pinning."""
-    original = module.CPUOffloadPolicy
-    if original is None or getattr(original, "__gdpo_cpu__", False):
+    if module.CPUOffloadPolicy is None:  # a torch without FSDP2 offload: nothing to adjust
         return
 
-    def cpu_offload_policy(*args, **kwargs):
-        kwargs["pin_memory"] = False
-        return original(*args, **kwargs)
+    def wrap(original):
+        def cpu_offload_policy(*args, **kwargs):
+            kwargs["pin_memory"] = False
+            return original(*args, **kwargs)
 
-    cpu_offload_policy.__gdpo_cpu__ = True
-    module.CPUOffloadPolicy = cpu_offload_policy
+        return cpu_offload_policy
+
+    wrap_once(module, "CPUOffloadPolicy", wrap)
 
 
 APPLY = {
