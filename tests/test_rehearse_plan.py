@@ -60,3 +60,20 @@ def test_plan_of_a_megatron_dapo_recipe(tmp_path: Path) -> None:
     assert config["num_key_value_heads"] % 2 == 0 and config["num_hidden_layers"] % 2 == 0
     found = check_args(rehearsal.overrides, Composer())
     assert [f.message for f in found if f.level == "error"] == []
+
+
+def test_plan_composes_with_the_checkers_composer(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from gdpo_verl.check.rehearse import plan
+
+    seen: list[list[str]] = []
+
+    class NotComposing:  # stands for the checker's composer (its --config-dir): plan must use it, not a new one
+        def compose(self, args):
+            seen.append(list(args))
+            return SimpleNamespace(cfg=None)
+
+    with pytest.raises(RuntimeError, match="the recipe's command does not compose"):
+        plan(["trainer.total_epochs=1"], tmp_path, NotComposing())
+    assert seen == [["trainer.total_epochs=1"]]
